@@ -1,0 +1,43 @@
+# yolo-fasternet developer entry points. Two commands matter on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+ULTRALYTICS_OLDEST ?= 8.3.0
+export YOLO_OFFLINE ?= 1
+
+.PHONY: demo test lint format install install-test test-oldest-ultralytics clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+# Installs the project (editable) with torch and torchvision resolved together from the registry.
+install: $(PY)
+	$(PIP) install --quiet -e .
+
+install-test: $(PY)
+	$(PIP) install --quiet -e ".[test]"
+
+demo: install
+	$(PY) train_yolo.py
+
+lint: install-test
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: install-test
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
+
+test: install-test lint
+	$(PY) -m pytest
+
+# Reinstall only ultralytics at the oldest supported release, rerun registration and YAML tests, then restore.
+test-oldest-ultralytics: install-test
+	$(PIP) install --quiet --no-deps "ultralytics==$(ULTRALYTICS_OLDEST)"
+	$(PY) -m pytest -m registration; status=$$?; \
+	$(PIP) install --quiet -e ".[test]"; exit $$status
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache runs

@@ -1,0 +1,42 @@
+"""C2f_Faster: Ultralytics' C2f with its bottlenecks replaced by FasterNet blocks."""
+
+from __future__ import annotations
+
+from torch import nn
+from ultralytics.nn.modules import C2f, Conv
+
+from .fasternet_block import FasterNetBlock
+
+
+class C2f_Faster(C2f):  # noqa: N801 - the YAML name follows Ultralytics' C2f/C3k2 spelling
+    """CSP block with two convolutions (C2f) whose ``n`` inner blocks are FasterNet blocks.
+
+    Same constructor contract and YAML arguments as ``C2f``, and Ultralytics scales it exactly like ``C2f``:
+    ``[c2, shortcut, g, e]`` in the YAML, with ``c1`` and the depth-scaled ``n`` filled in.
+
+    Args:
+        c1 (int): Input channels.
+        c2 (int): Output channels.
+        n (int): Number of FasterNet blocks.
+        shortcut (bool): Residual connection inside each FasterNet block.
+        g (int): Accepted for C2f compatibility; FasterNet blocks have no grouped convolution, so only 1 is valid.
+        e (float): Expansion ratio: the blocks run on ``int(c2 * e)`` channels.
+
+    The blocks use the model's default activation (``Conv.default_act``, SiLU unless the YAML sets
+    ``activation:``), like every other layer of the neck. Being a C2f subclass, it gets ``forward_split`` and the
+    exporter's C2f handling for free.
+
+    Example:
+        >>> C2f_Faster(64, 64, 2, True)(torch.zeros(1, 64, 32, 32)).shape
+        torch.Size([1, 64, 32, 32])
+    """
+
+    def __init__(self, c1: int, c2: int, n: int = 1, shortcut: bool = False, g: int = 1, e: float = 0.5):
+        if g != 1:
+            raise ValueError(f"C2f_Faster has no grouped convolution: g must be 1, got g={g}")
+        if min(c1, c2, n) <= 0 or e <= 0:
+            raise ValueError(f"C2f_Faster needs positive c1, c2, n, e; got c1={c1}, c2={c2}, n={n}, e={e}")
+        super().__init__(c1, c2, n, shortcut, g, e)
+        self.m = nn.ModuleList(
+            FasterNetBlock(self.c, self.c, act=Conv.default_act, shortcut=shortcut) for _ in range(n)
+        )

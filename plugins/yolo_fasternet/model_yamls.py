@@ -1,0 +1,31 @@
+"""Bundled model YAMLs (``cfg/``) found by bare name, the way Ultralytics finds its own ``yolov8n.yaml``."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+_PACKAGE = Path(__file__).resolve().parent
+# Installed wheel: cfg/ ships inside the package. Source checkout or editable install: the repository's cfg/.
+CFG_DIRS = (_PACKAGE / "cfg", _PACKAGE.parents[1] / "cfg")
+
+
+def cfg_dir() -> Path:
+    """The directory holding the bundled model YAMLs."""
+    return next((d for d in CFG_DIRS if d.is_dir()), CFG_DIRS[0])
+
+
+def bundled_yaml(path: str | Path) -> Path | None:
+    """Resolve a bare YAML name (``yolov8n-fasternet.yaml``) to the bundled file, scale letter stripped.
+
+    Returns None for anything else: an existing path, a path with a directory, or a name we do not ship.
+    """
+    p = Path(path)
+    if p.suffix not in {".yaml", ".yml"} or p.exists() or p.name != str(path):
+        return None
+    unified = re.sub(r"(\d+)([nslmx])(.+)?$", r"\1\3", p.name)  # yolov8n-fasternet.yaml -> yolov8-fasternet.yaml
+    for name in (p.name, unified):
+        candidate = cfg_dir() / name
+        if candidate.is_file():
+            return candidate
+    return None
