@@ -1,0 +1,64 @@
+"""A regular (non-editable) wheel install: cfg/ YAMLs, the autoloader and its .pth ship and work from site-packages."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import sysconfig
+import venv
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+
+
+@pytest.fixture(scope="module")
+def wheel_env(tmp_path_factory) -> Path:
+    """A fresh venv with only our wheel installed; torch/ultralytics come from this venv by a plain path entry."""
+    root = tmp_path_factory.mktemp("wheel")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(root), str(REPO)],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = root.glob("yolo_fasternet-*.whl")
+    env_dir = root / "venv"
+    venv.create(env_dir, with_pip=False)
+    site = Path(
+        sysconfig.get_path("purelib", vars={"base": str(env_dir), "platbase": str(env_dir)}, scheme="venv")
+        if "venv" in sysconfig.get_scheme_names()
+        else next(env_dir.glob("lib/python*/site-packages"))
+    )
+    # A path line is not processed as a site dir: this venv's own .pth files (our editable install) stay inactive.
+    (site / "zz_base_site_packages.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(wheel)],
+        check=True,
+        capture_output=True,
+    )
+    return env_dir / "bin" / "python"
+
+
+@pytest.mark.slow
+def test_wheel_ships_yamls_and_autoloader(wheel_env, tmp_path):
+    code = (
+        "from ultralytics import YOLO; import sys, yolo_fasternet; m = YOLO('yolov8s-fasternet.yaml');"
+        "print(yolo_fasternet.__file__, yolo_fasternet.cfg_dir(), m.model.yaml['scale'])"
+    )
+    proc = subprocess.run([str(wheel_env), "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    package_file, cfg, scale = proc.stdout.split()[-3:]
+    assert str(REPO) not in package_file and str(REPO) not in cfg  # loaded from the wheel, not the checkout
+    assert Path(cfg, "yolov8-fasternet.yaml").is_file() and scale == "s"
+
+
+@pytest.mark.slow
+def test_wheel_install_runs_the_stock_cli_entrypoint(wheel_env, tmp_path, coco8_yaml):
+    cli = "import sys; from ultralytics.cfg import entrypoint; sys.argv[0] = 'yolo'; entrypoint()"
+    args = ["train", "model=yolov8n-c2f-faster.yaml", f"data={coco8_yaml}", "epochs=1", "imgsz=64", "batch=4"]
+    args += ["workers=0", "device=cpu", f"project={tmp_path}", "name=w", "plots=False"]
+    proc = subprocess.run([str(wheel_env), "-c", cli, *args], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    assert (tmp_path / "w" / "weights" / "best.pt").is_file()
+    assert "yolo_fasternet.c2f_faster.C2f_Faster" in proc.stdout + proc.stderr
