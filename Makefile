@@ -33,11 +33,13 @@ format: install-test
 test: install-test lint
 	$(PY) -m pytest
 
-# Reinstall only ultralytics at the oldest supported release, rerun registration and YAML tests, then restore.
+# Reinstall only ultralytics at the oldest supported release, rerun the registration and YAML tests, then put the
+# previous release back (pip would keep 8.3.0: it satisfies the project's range).
 test-oldest-ultralytics: install-test
-	$(PIP) install --quiet --no-deps "ultralytics==$(ULTRALYTICS_OLDEST)"
+	@current=$$($(PY) -c "import importlib.metadata as m; print(m.version('ultralytics'))"); \
+	$(PIP) install --quiet --no-deps "ultralytics==$(ULTRALYTICS_OLDEST)" && \
 	$(PY) -m pytest -m registration; status=$$?; \
-	$(PIP) install --quiet -e ".[test]"; exit $$status
+	$(PIP) install --quiet --no-deps "ultralytics==$$current"; exit $$status
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache runs
