@@ -7,6 +7,8 @@ from types import CodeType, TracebackType
 
 from torch import nn
 
+from .registry import PLUGIN_MODULES
+
 
 class ModelYamlError(ValueError):
     """A model YAML row cannot be built; the message names the layer index, the module and its arguments."""
@@ -42,7 +44,7 @@ def layer_error(exc: Exception, code: CodeType, namespace: dict) -> ModelYamlErr
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
         return ModelYamlError(
             f"model YAML layer {i}: unknown module '{m}'.{hint} Names resolve to torch.nn ('nn.X'), Ultralytics' "
-            "modules, or yolo-fasternet's (PConv, FasterNetBlock, PatchEmbed, PatchMerging, C2f_Faster)."
+            f"modules, or yolo-fasternet's ({', '.join(e.cls.__name__ for e in PLUGIN_MODULES)})."
         )
     name = getattr(m, "__name__", repr(m))
     return ModelYamlError(f"model YAML layer {i} ({name}) with arguments {args}: {exc}")
