@@ -29,7 +29,8 @@ def main() -> None:
         for scale in "nsmlx":
             name = path.name.replace("yolov8-", f"yolov8{scale}-")
             (p, f), (sp, sf) = size(name), size(f"yolov8{scale}.yaml")
-            print(f"| {name[:-5]} | {p:.2f} | {f:.1f} | yolov8{scale} | {sp:.2f} | {sf:.1f} | {p / sp:.2f} | {f / sf:.2f} |")
+            row = [name[:-5], f"{p:.2f}", f"{f:.1f}", f"yolov8{scale}", f"{sp:.2f}", f"{sf:.1f}"]
+            print("| " + " | ".join(row + [f"{p / sp:.2f}", f"{f / sf:.2f}"]) + " |")
 
 
 if __name__ == "__main__":
