@@ -38,6 +38,7 @@ test: install-test lint
 test-oldest-ultralytics: install-test
 	@current=$$($(PY) -c "import importlib.metadata as m; print(m.version('ultralytics'))"); \
 	$(PIP) install --quiet --no-deps "ultralytics==$(ULTRALYTICS_OLDEST)" && \
+	$(PY) -c "import ultralytics; print('registration tests on ultralytics', ultralytics.__version__)" && \
 	$(PY) -m pytest -m registration; status=$$?; \
 	$(PIP) install --quiet --no-deps "ultralytics==$$current"; exit $$status
 
