@@ -7,6 +7,7 @@ explicit import.
 """
 
 from .c2f_faster import C2f_Faster
+from .c3k2_faster import C3k2_Faster, C3k_Faster
 from .fasternet_block import FasterNetBlock
 from .layer_errors import ModelYamlError
 from .model_yamls import bundled_yaml, cfg_dir
@@ -18,6 +19,8 @@ from .registration import is_registered, register
 __version__ = "0.1.0"
 __all__ = [
     "C2f_Faster",
+    "C3k2_Faster",
+    "C3k_Faster",
     "FasterNetBlock",
     "ModelYamlError",
     "PConv",

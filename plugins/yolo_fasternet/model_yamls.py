@@ -29,3 +29,18 @@ def bundled_yaml(path: str | Path) -> Path | None:
         if candidate.is_file():
             return candidate
     return None
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", str(version))[:3])
+
+
+def check_min_ultralytics(model_yaml: dict, installed: str) -> None:
+    """Refuse a model YAML whose ``min_ultralytics`` (e.g. a YOLO26 head: 8.4.0) is newer than the installed release."""
+    needed = model_yaml.get("min_ultralytics")
+    if needed and _version_tuple(installed) < _version_tuple(needed):
+        name = model_yaml.get("yaml_file", "this model YAML")
+        raise RuntimeError(
+            f"{name} needs Ultralytics >= {needed} (installed: {installed}); "
+            f"upgrade with: pip install -U 'ultralytics>={needed}'"
+        )

@@ -20,7 +20,7 @@ import torch
 
 from .activation import model_activation
 from .layer_errors import ModelYamlError, layer_error
-from .model_yamls import bundled_yaml, cfg_dir
+from .model_yamls import bundled_yaml, cfg_dir, check_min_ultralytics
 from .parse_model_patch import RegistrationError, patched_parse_model
 from .registry import CHECKPOINT_CLASSES, PLUGIN_MODULES
 
@@ -34,11 +34,12 @@ def is_registered() -> bool:
     return tasks is not None and getattr(tasks.parse_model, _MARK, False)
 
 
-def _parse_model_with_context(scaled_parse_model, namespace: dict):
-    """Wrap the recompiled parse_model: per-scale FasterNet activation, and errors that name the bad layer."""
+def _parse_model_with_context(scaled_parse_model, namespace: dict, version: str):
+    """Wrap the recompiled parse_model: minimum version, per-scale FasterNet activation, errors naming the bad layer."""
 
     @functools.wraps(scaled_parse_model)
     def parse_model(d, ch, verbose=True):
+        check_min_ultralytics(d, version)
         with model_activation(d):
             try:
                 return scaled_parse_model(d, ch, verbose)
@@ -110,7 +111,7 @@ def register() -> None:
 
     # Build everything first, then switch: a failure above or here leaves Ultralytics exactly as it was.
     scaled = patched_parse_model(tasks.parse_model, tasks, plugins_by_like, version)
-    parse_model = _parse_model_with_context(scaled, namespace)
+    parse_model = _parse_model_with_context(scaled, namespace, version)
     yaml_model_load = _yaml_model_load_with_bundled(
         tasks.yaml_model_load, tasks.guess_model_scale, Path(ultralytics.__file__).parent
     )

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from .c2f_faster import C2f_Faster
+from .c3k2_faster import C3k2_Faster, C3k_Faster
 from .fasternet_block import DropPath, FasterNetBlock
 from .patch_layers import PatchEmbed, PatchMerging
 from .pconv import PConv
@@ -35,6 +36,8 @@ PLUGIN_MODULES = (
     PluginModule(PatchEmbed, like="Conv"),
     PluginModule(PatchMerging, like="Conv"),
     PluginModule(C2f_Faster, like="C2f"),
+    PluginModule(C3k2_Faster, like="C3k2"),
+    PluginModule(C3k_Faster, like="C3"),
 )
 
 # Every class a pickled plugin model can reference; allow-listed for ULTRALYTICS_SAFE_LOAD=1 loading.

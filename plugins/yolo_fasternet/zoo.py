@@ -1,0 +1,127 @@
+"""The model zoo table: every bundled YAML at every scale next to its stock Ultralytics counterpart.
+
+    python -m yolo_fasternet.zoo                      # all YAMLs, all scales, 640 px, CPU latency
+    python -m yolo_fasternet.zoo --scales n --runs 20
+    python -m yolo_fasternet.zoo --no-latency         # sizes only (exact, fast)
+
+Latency is the median wall time of a batch-1 forward pass of the fused model in eval mode, timed on this machine's
+CPU, the plugin model and its stock counterpart alternating run by run so both see the same machine state.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import re
+import statistics
+import time
+from dataclasses import dataclass
+
+import torch
+from ultralytics import YOLO
+from ultralytics.utils.torch_utils import get_flops
+
+from .model_yamls import cfg_dir
+
+# What each plugin YAML stands in for: the stock YAML name is the plugin name with its plugin part removed.
+_PLUGIN_PART = re.compile(r"-(fasternet|c2f-faster|c3k2-faster)")
+
+
+def scaled_name(yaml_name: str, scale: str) -> str:
+    """``yolov8-fasternet-seg.yaml`` at scale ``n`` -> ``yolov8n-fasternet-seg.yaml`` (Ultralytics' naming)."""
+    return re.sub(r"^(yolo(?:v)?\d+)", rf"\g<1>{scale}", yaml_name, count=1)
+
+
+def stock_counterpart(yaml_name: str, scale: str) -> str:
+    """The stock Ultralytics YAML of the same family, task and scale: ``yolov8n-fasternet-seg`` -> ``yolov8n-seg``."""
+    return scaled_name(_PLUGIN_PART.sub("", yaml_name), scale)
+
+
+@dataclass
+class Row:
+    """One measured model."""
+
+    name: str
+    layers: int
+    params: int
+    gflops: float
+    latency_ms: float | None = None
+
+
+def build(name: str, imgsz: int) -> tuple[torch.nn.Module, Row]:
+    """Build a model from a YAML name (bundled or stock) and measure its size; returns the fused eval model too."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        model = YOLO(name, verbose=False).model
+    row = Row(name[:-5], len(list(model.modules())), sum(p.numel() for p in model.parameters()), 0.0)
+    row.gflops = get_flops(model, imgsz)
+    model.fuse(verbose=False).eval()
+    return model, row
+
+
+@torch.inference_mode()
+def time_pair(a: torch.nn.Module, b: torch.nn.Module, imgsz: int, runs: int, warmup: int = 2) -> tuple[float, float]:
+    """Median milliseconds of a batch-1 forward of ``a`` and ``b``, alternating run by run."""
+    x = torch.rand(1, 3, imgsz, imgsz)
+    times: tuple[list[float], list[float]] = ([], [])
+    for i in range(warmup + runs):
+        for model, sink in ((a, times[0]), (b, times[1])):
+            start = time.perf_counter()
+            model(x)
+            if i >= warmup:
+                sink.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(times[0]), statistics.median(times[1])
+
+
+def zoo_rows(scales: str, imgsz: int, runs: int, latency: bool, pattern: str = ""):
+    """Yield (ours, stock) row pairs, or (yaml name, scale, reason) where a model cannot be built here."""
+    for path in sorted(cfg_dir().glob("*.yaml")):
+        if pattern not in path.name:
+            continue
+        for scale in scales:
+            name, stock_name = scaled_name(path.name, scale), stock_counterpart(path.name, scale)
+            try:
+                ours, ours_row = build(name, imgsz)
+                stock, stock_row = build(stock_name, imgsz)
+            except RuntimeError as e:  # e.g. a YOLO26 head on an Ultralytics older than 8.4.0
+                yield name, scale, str(e).split(";")[0]
+                continue
+            if latency:
+                ours_row.latency_ms, stock_row.latency_ms = time_pair(ours, stock, imgsz, runs)
+            yield ours_row, stock_row
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Print the zoo as one Markdown table."""
+    parser = argparse.ArgumentParser(description="Build every bundled YAML at every scale; compare with stock.")
+    parser.add_argument("--scales", default="nsmlx", help="scale letters to build (default: %(default)s)")
+    parser.add_argument("--imgsz", type=int, default=640, help="image size for GFLOPs and latency")
+    parser.add_argument("--runs", type=int, default=10, help="timed forward passes per model (median reported)")
+    parser.add_argument("--no-latency", action="store_true", help="sizes only")
+    parser.add_argument("--models", default="", help="only YAMLs whose name contains this text")
+    args = parser.parse_args(argv)
+    if not set(args.scales) <= set("nsmlx"):
+        parser.error(f"--scales takes letters from nsmlx, got {args.scales!r}")
+
+    latency = not args.no_latency
+    print(f"imgsz {args.imgsz}, batch 1, fused, {torch.get_num_threads()} CPU threads, torch {torch.__version__}")
+    cols = (
+        "| model | layers | params (M) | GFLOPs | stock model | stock params (M) | stock GFLOPs | params x | GFLOPs x |"
+    )
+    print(cols + (" latency ms | stock ms | latency x |" if latency else ""))
+    print("|---" * (9 + 3 * latency) + "|")
+    for result in zoo_rows(args.scales, args.imgsz, args.runs, latency, args.models):
+        if len(result) == 3:
+            print(f"| {result[0][:-5]} | not built here: {result[2]} |")
+            continue
+        ours, stock = result
+        cells = [ours.name, ours.layers, f"{ours.params / 1e6:.2f}", f"{ours.gflops:.1f}", stock.name]
+        cells += [f"{stock.params / 1e6:.2f}", f"{stock.gflops:.1f}"]
+        cells += [f"{ours.params / stock.params:.2f}", f"{ours.gflops / stock.gflops:.2f}"]
+        if latency:
+            cells += [f"{ours.latency_ms:.1f}", f"{stock.latency_ms:.1f}", f"{ours.latency_ms / stock.latency_ms:.2f}"]
+        print("| " + " | ".join(str(c) for c in cells) + " |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
