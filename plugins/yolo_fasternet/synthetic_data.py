@@ -25,8 +25,10 @@ VERSION = "shapes-v1"  # bump when the drawing changes, so cached datasets from 
 MANIFEST = "manifest.json"
 JPEG_QUALITY = 90  # fixed, so the encoder is deterministic
 MAX_OBJECTS = 6
-N_TRAIN, N_VAL, IMGSZ = 256, 64, 192  # defaults: the dataset train_yolo.py uses
+N_TRAIN, N_VAL, IMGSZ = 256, 64, 160  # defaults: the dataset train_yolo.py trains on by default
 MIN_IMGSZ = 32  # below this the smallest shapes are a few pixels wide
+SHIFT = 4  # cv2 draws with fixed-point coordinates: 4 fractional bits keep sub-pixel positions and sizes
+SUBPIXEL = 1 << SHIFT
 MIN_CONTRAST = 90  # sum of absolute BGR differences between a shape and the background under it
 
 
@@ -108,11 +110,11 @@ def draw_image(rng: np.random.Generator, imgsz: int, max_objects: int = MAX_OBJE
         if np.abs(color - under).sum() < MIN_CONTRAST:  # an invisible shape would be a label the model cannot learn
             color = np.where(under > 127, under - 127, under + 127)
         color = tuple(float(c) for c in color)
-        shift = 4  # cv2 draws with 4 fractional bits, so sub-pixel positions and sizes survive
         if cls == 0:
-            cv2.circle(img, (round(cx * 16), round(cy * 16)), round(r * 16), color, -1, cv2.LINE_AA, shift)
+            center, radius = (round(cx * SUBPIXEL), round(cy * SUBPIXEL)), round(r * SUBPIXEL)
+            cv2.circle(img, center, radius, color, -1, cv2.LINE_AA, SHIFT)
         else:
-            cv2.fillPoly(img, [np.round(pts * 16).astype(np.int32)], color, cv2.LINE_AA, shift)
+            cv2.fillPoly(img, [np.round(pts * SUBPIXEL).astype(np.int32)], color, cv2.LINE_AA, SHIFT)
         boxes.append(box)
         xc, yc, w, h = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2, box[2] - box[0], box[3] - box[1]
         labels.append((cls, xc / imgsz, yc / imgsz, w / imgsz, h / imgsz))

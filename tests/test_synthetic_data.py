@@ -1,0 +1,153 @@
+"""The synthetic shapes dataset: deterministic, valid YOLO labels, cached, regenerated after an interruption."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+
+from yolo_fasternet import synthetic_data
+from yolo_fasternet.synthetic_data import MANIFEST, NAMES, make_synthetic_dataset
+
+SMALL = {"n_train": 8, "n_val": 4, "imgsz": 64}
+
+
+def _contents(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` but the dataset YAML (which holds the absolute path), by relative path."""
+    return {
+        str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file() and p.suffix != ".yaml"
+    }
+
+
+def test_same_seed_gives_byte_identical_files(tmp_path):
+    a = make_synthetic_dataset(tmp_path / "a", seed=3, **SMALL)
+    b = make_synthetic_dataset(tmp_path / "b", seed=3, **SMALL)
+    assert a.parent.name == b.parent.name == "shapes-v1-8-4-64-s3"
+    files = _contents(a.parent)
+    assert len(files) == 2 * (8 + 4) + 1  # images, labels, manifest
+    assert files == _contents(b.parent)
+    data_a, data_b = yaml.safe_load(a.read_text()), yaml.safe_load(b.read_text())
+    assert (data_a.pop("path"), data_b.pop("path")) == (str(a.parent), str(b.parent))
+    assert data_a == data_b
+
+
+def test_different_seed_gives_different_images(tmp_path):
+    a = _contents(make_synthetic_dataset(tmp_path, seed=0, **SMALL).parent)
+    b = _contents(make_synthetic_dataset(tmp_path, seed=1, **SMALL).parent)
+    images = [k for k in a if k.endswith(".jpg")]
+    assert all(a[k] != b[k] for k in images)
+
+
+def test_labels_are_valid_yolo_boxes(tmp_path):
+    data_yaml = make_synthetic_dataset(tmp_path, **SMALL)
+    data = yaml.safe_load(data_yaml.read_text())
+    assert data["names"] == dict(enumerate(NAMES))
+    root = Path(data["path"])
+    assert root == data_yaml.parent
+    for split, n in (("train", 8), ("val", 4)):
+        images = sorted((root / data[split]).iterdir())
+        labels = sorted((root / "labels" / split).iterdir())
+        assert len(images) == n
+        assert [p.stem for p in images] == [p.stem for p in labels]  # one label file per image
+        for image, label in zip(images, labels):
+            assert cv2.imread(str(image)).shape == (64, 64, 3)
+            rows = [line.split() for line in label.read_text().splitlines()]
+            assert rows, f"{label} has no objects"
+            for cls, *xywh in rows:
+                assert int(cls) in range(len(NAMES))
+                x, y, w, h = map(float, xywh)
+                assert all(0 < v <= 1 for v in (x, y, w, h)), rows
+                assert 0 <= x - w / 2 and x + w / 2 <= 1 and 0 <= y - h / 2 and y + h / 2 <= 1, rows
+
+
+def test_boxes_sit_on_the_drawn_shapes():
+    """A circle's or square's box centre is inside the shape, so there the image differs from the bare background."""
+    checked = 0
+    for seed in range(5):
+        img, labels = synthetic_data.draw_image(np.random.default_rng(seed), 96)
+        background = synthetic_data._background(np.random.default_rng(seed), 96)  # same draws, no shapes
+        for cls, x, y, _, _ in labels:
+            if cls in (0, 1):  # a triangle's box centre may lie outside the triangle
+                cx, cy = min(round(x * 96), 95), min(round(y * 96), 95)
+                assert np.abs(img[cy, cx].astype(int) - background[cy, cx]).sum() > 0, (seed, cls, x, y)
+                checked += 1
+    assert checked >= 5
+
+
+def test_second_call_reuses_the_dataset(tmp_path, monkeypatch):
+    data_yaml = make_synthetic_dataset(tmp_path, **SMALL)
+    mtimes = {p: p.stat().st_mtime_ns for p in data_yaml.parent.rglob("*")}
+
+    def must_not_draw(*args, **kwargs):
+        raise AssertionError("the cached dataset was regenerated")
+
+    monkeypatch.setattr(synthetic_data, "draw_image", must_not_draw)
+    assert make_synthetic_dataset(tmp_path, **SMALL) == data_yaml
+    assert {p: p.stat().st_mtime_ns for p in data_yaml.parent.rglob("*")} == mtimes
+
+
+def test_interrupted_generation_is_regenerated(tmp_path, monkeypatch):
+    draw, calls = synthetic_data.draw_image, []
+
+    def crash_after_three(*args, **kwargs):
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        calls.append(1)
+        return draw(*args, **kwargs)
+
+    monkeypatch.setattr(synthetic_data, "draw_image", crash_after_three)
+    with pytest.raises(KeyboardInterrupt):
+        make_synthetic_dataset(tmp_path, **SMALL)
+    folder = tmp_path / "shapes-v1-8-4-64-s0"
+    assert not (folder / MANIFEST).exists()
+    stray = folder / "images" / "train" / "stray.jpg"
+    stray.write_bytes(b"left over")
+
+    monkeypatch.setattr(synthetic_data, "draw_image", draw)
+    data_yaml = make_synthetic_dataset(tmp_path, **SMALL)
+    assert (folder / MANIFEST).is_file() and not stray.exists()
+    assert _contents(data_yaml.parent) == _contents(make_synthetic_dataset(tmp_path / "fresh", **SMALL).parent)
+
+
+def test_a_corrupt_manifest_means_regenerate(tmp_path):
+    data_yaml = make_synthetic_dataset(tmp_path, **SMALL)
+    expected = _contents(data_yaml.parent)
+    (data_yaml.parent / MANIFEST).write_text('{"version": "shapes-v0"}')
+    (data_yaml.parent / "labels" / "val" / "000000.txt").write_text("junk")
+    assert make_synthetic_dataset(tmp_path, **SMALL) == data_yaml
+    assert _contents(data_yaml.parent) == expected
+
+
+def test_default_root_comes_from_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("YOLO_FASTERNET_CACHE", str(tmp_path))
+    assert make_synthetic_dataset(**SMALL) == tmp_path.resolve() / "shapes-v1-8-4-64-s0" / "data.yaml"
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"n_train": 0}, "n_train .* got 0"),
+        ({"n_val": -2}, "n_val .* got -2"),
+        ({"imgsz": 16}, "imgsz .* got 16"),
+        ({"imgsz": 64.0}, "imgsz .* got 64.0"),
+        ({"seed": -1}, "seed .* got -1"),
+        ({"n_train": True}, "n_train .* got True"),
+    ],
+)
+def test_bad_arguments_raise_value_error(tmp_path, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        make_synthetic_dataset(tmp_path, **{**SMALL, **kwargs})
+    assert not any(tmp_path.iterdir())  # nothing written
+
+
+def test_command_line_prints_the_yaml_path(tmp_path, capsys):
+    argv = ["--root", str(tmp_path), "--n-train", "8", "--n-val", "4", "--imgsz", "64", "--seed", "2"]
+    assert synthetic_data.main(argv) == 0
+    assert capsys.readouterr().out.strip() == str(tmp_path.resolve() / "shapes-v1-8-4-64-s2" / "data.yaml")
+    with pytest.raises(SystemExit) as exc:
+        synthetic_data.main(["--root", str(tmp_path), "--imgsz", "8"])
+    assert exc.value.code == 2
+    assert "imgsz" in capsys.readouterr().err
