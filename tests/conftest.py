@@ -35,6 +35,19 @@ def coco8_yaml() -> Path:
     return path
 
 
+def randomize_batchnorm(module):
+    """Give every BatchNorm non-trivial statistics and affine parameters, so fusing and loading are really exercised."""
+    from torch import nn
+
+    for m in module.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.5, 0.5)
+    return module
+
+
 def run_python(code: str, cwd: Path | None = None, env: dict | None = None, timeout: int = 600):
     """Run ``code`` in a fresh interpreter (the same venv) and return the completed process; raise with its output."""
     full_env = {**os.environ, **(env or {})}

@@ -12,16 +12,7 @@ from ultralytics.nn.modules import C2f, Conv
 from yolo_fasternet import C2f_Faster, FasterNetBlock, PatchEmbed, PatchMerging, PConv
 from yolo_fasternet.activation import model_activation
 
-
-def _randomize_bn(module: nn.Module) -> nn.Module:
-    """Give every BatchNorm non-trivial statistics and affine parameters so fusing is really exercised."""
-    for m in module.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.5, 0.5)
-            m.running_var.uniform_(0.5, 2.0)
-            m.weight.data.uniform_(0.5, 1.5)
-            m.bias.data.uniform_(-0.5, 0.5)
-    return module
+from conftest import randomize_batchnorm
 
 
 def _fuse(module: nn.Module) -> nn.Module:
@@ -145,7 +136,7 @@ def test_c2f_faster_uses_the_model_default_activation():
 )
 def test_fuse_folds_every_batchnorm_and_keeps_outputs(build):
     torch.manual_seed(0)
-    model = _randomize_bn(build()).eval()
+    model = randomize_batchnorm(build()).eval()
     x = torch.randn(2, 3, 64, 64)
     fused = _fuse(model)
     assert not any(isinstance(m, nn.BatchNorm2d) for m in fused.modules())
