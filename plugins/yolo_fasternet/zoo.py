@@ -11,8 +11,7 @@ CPU, the plugin model and its stock counterpart alternating run by run so both s
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
+import logging
 import re
 import statistics
 import time
@@ -20,6 +19,7 @@ from dataclasses import dataclass
 
 import torch
 from ultralytics import YOLO
+from ultralytics.utils import LOGGER
 from ultralytics.utils.torch_utils import get_flops
 
 from .model_yamls import cfg_dir
@@ -51,8 +51,12 @@ class Row:
 
 def build(name: str, imgsz: int) -> tuple[torch.nn.Module, Row]:
     """Build a model from a YAML name (bundled or stock) and measure its size; returns the fused eval model too."""
-    with contextlib.redirect_stdout(io.StringIO()):
+    level = LOGGER.level
+    LOGGER.setLevel(logging.WARNING)  # classification models log a summary line even with verbose=False
+    try:
         model = YOLO(name, verbose=False).model
+    finally:
+        LOGGER.setLevel(level)
     row = Row(name[:-5], len(list(model.modules())), sum(p.numel() for p in model.parameters()), 0.0)
     row.gflops = get_flops(model, imgsz)
     model.fuse(verbose=False).eval()
@@ -104,7 +108,10 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"--scales takes letters from nsmlx, got {args.scales!r}")
 
     latency = not args.no_latency
-    print(f"imgsz {args.imgsz}, batch 1, fused, {torch.get_num_threads()} CPU threads, torch {torch.__version__}")
+    if latency:
+        print(f"imgsz {args.imgsz}, batch 1, fused, {torch.get_num_threads()} CPU threads, torch {torch.__version__}")
+    else:
+        print(f"imgsz {args.imgsz} (GFLOPs), sizes only")
     cols = (
         "| model | layers | params (M) | GFLOPs | stock model | stock params (M) | stock GFLOPs | params x | GFLOPs x |"
     )
