@@ -248,6 +248,7 @@ def test_checkpoint_class_paths_are_pinned():
         "yolo_fasternet.patch_layers.PatchEmbed",
         "yolo_fasternet.patch_layers.PatchMerging",
         "yolo_fasternet.pconv.PConv",
+        "yolo_fasternet.saconv.SAConv",
     ]
 
 

@@ -15,6 +15,7 @@ from .parse_model_patch import RegistrationError
 from .patch_layers import PatchEmbed, PatchMerging
 from .pconv import PConv
 from .registration import is_registered, register
+from .saconv import SAConv
 
 __version__ = "0.1.0"
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "PatchEmbed",
     "PatchMerging",
     "RegistrationError",
+    "SAConv",
     "bundled_yaml",
     "cfg_dir",
     "is_registered",

@@ -16,6 +16,7 @@ from .c3k2_faster import C3k2_Faster, C3k_Faster
 from .fasternet_block import DropPath, FasterNetBlock
 from .patch_layers import PatchEmbed, PatchMerging
 from .pconv import PConv
+from .saconv import SAConv
 
 # Ultralytics releases this table was checked against (the test suite runs on both ends of the range).
 SUPPORTED_ULTRALYTICS = ">=8.3.0,<8.5"
@@ -38,6 +39,7 @@ PLUGIN_MODULES = (
     PluginModule(C2f_Faster, like="C2f"),
     PluginModule(C3k2_Faster, like="C3k2"),
     PluginModule(C3k_Faster, like="C3"),
+    PluginModule(SAConv, like="Conv"),
 )
 
 # Every class a pickled plugin model can reference; allow-listed for ULTRALYTICS_SAFE_LOAD=1 loading.

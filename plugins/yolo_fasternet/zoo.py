@@ -23,9 +23,10 @@ from ultralytics.utils import LOGGER
 from ultralytics.utils.torch_utils import get_flops
 
 from .model_yamls import cfg_dir
+from .saconv import saconv_gflops
 
 # What each plugin YAML stands in for: the stock YAML name is the plugin name with its plugin part removed.
-_PLUGIN_PART = re.compile(r"-(fasternet|c2f-faster|c3k2-faster)")
+_PLUGIN_PART = re.compile(r"-(fasternet|c2f-faster|c3k2-faster|saconv)")
 
 
 def scaled_name(yaml_name: str, scale: str) -> str:
@@ -58,7 +59,7 @@ def build(name: str, imgsz: int) -> tuple[torch.nn.Module, Row]:
     finally:
         LOGGER.setLevel(level)
     row = Row(name[:-5], len(list(model.modules())), sum(p.numel() for p in model.parameters()), 0.0)
-    row.gflops = get_flops(model, imgsz)
+    row.gflops = get_flops(model, imgsz) + saconv_gflops(model, imgsz)  # THOP misses functional convs
     model.fuse(verbose=False).eval()
     return model, row
 
