@@ -8,6 +8,19 @@ from ultralytics.nn.modules import C2f, Conv
 from .fasternet_block import FasterNetBlock
 
 
+def check_csp_args(name: str, c1: int, c2: int, n: int, g: int, e: float) -> None:
+    """Reject CSP-block arguments the FasterNet variants cannot honour, naming the block and the values."""
+    if g != 1:
+        raise ValueError(f"{name} has no grouped convolution: g must be 1, got g={g}")
+    if min(c1, c2, n) <= 0 or e <= 0:
+        raise ValueError(f"{name} needs positive c1, c2, n, e; got c1={c1}, c2={c2}, n={n}, e={e}")
+
+
+def faster_block(c: int, shortcut: bool) -> FasterNetBlock:
+    """A FasterNet block on ``c`` channels with the model's default activation, like every other neck layer."""
+    return FasterNetBlock(c, c, act=Conv.default_act, shortcut=shortcut)
+
+
 class C2f_Faster(C2f):  # noqa: N801 - the YAML name follows Ultralytics' C2f/C3k2 spelling
     """CSP block with two convolutions (C2f) whose ``n`` inner blocks are FasterNet blocks.
 
@@ -32,11 +45,6 @@ class C2f_Faster(C2f):  # noqa: N801 - the YAML name follows Ultralytics' C2f/C3
     """
 
     def __init__(self, c1: int, c2: int, n: int = 1, shortcut: bool = False, g: int = 1, e: float = 0.5):
-        if g != 1:
-            raise ValueError(f"C2f_Faster has no grouped convolution: g must be 1, got g={g}")
-        if min(c1, c2, n) <= 0 or e <= 0:
-            raise ValueError(f"C2f_Faster needs positive c1, c2, n, e; got c1={c1}, c2={c2}, n={n}, e={e}")
+        check_csp_args("C2f_Faster", c1, c2, n, g, e)
         super().__init__(c1, c2, n, shortcut, g, e)
-        self.m = nn.ModuleList(
-            FasterNetBlock(self.c, self.c, act=Conv.default_act, shortcut=shortcut) for _ in range(n)
-        )
+        self.m = nn.ModuleList(faster_block(self.c, shortcut) for _ in range(n))

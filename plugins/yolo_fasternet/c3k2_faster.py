@@ -3,15 +3,10 @@
 from __future__ import annotations
 
 from torch import nn
-from ultralytics.nn.modules import C3, C2f, Conv
+from ultralytics.nn.modules import C3, C2f
 from ultralytics.nn.modules.block import PSABlock
 
-from .fasternet_block import FasterNetBlock
-
-
-def _faster_block(c: int, shortcut: bool) -> FasterNetBlock:
-    """A FasterNet block on ``c`` channels with the model's default activation, like every other neck layer."""
-    return FasterNetBlock(c, c, act=Conv.default_act, shortcut=shortcut)
+from .c2f_faster import check_csp_args, faster_block
 
 
 class C3k_Faster(C3):  # noqa: N801 - follows Ultralytics' C3k spelling
@@ -29,11 +24,10 @@ class C3k_Faster(C3):  # noqa: N801 - follows Ultralytics' C3k spelling
     """
 
     def __init__(self, c1: int, c2: int, n: int = 1, shortcut: bool = True, g: int = 1, e: float = 0.5):
-        if g != 1:
-            raise ValueError(f"C3k_Faster has no grouped convolution: g must be 1, got g={g}")
+        check_csp_args("C3k_Faster", c1, c2, n, g, e)
         super().__init__(c1, c2, n, shortcut, g, e)
         c_ = int(c2 * e)
-        self.m = nn.Sequential(*(_faster_block(c_, shortcut) for _ in range(n)))
+        self.m = nn.Sequential(*(faster_block(c_, shortcut) for _ in range(n)))
 
 
 class C3k2_Faster(C2f):  # noqa: N801 - the YAML name follows Ultralytics' C3k2 spelling
@@ -69,18 +63,15 @@ class C3k2_Faster(C2f):  # noqa: N801 - the YAML name follows Ultralytics' C3k2 
         g: int = 1,
         shortcut: bool = True,
     ):
-        if g != 1:
-            raise ValueError(f"C3k2_Faster has no grouped convolution: g must be 1, got g={g}")
-        if min(c1, c2, n) <= 0 or e <= 0:
-            raise ValueError(f"C3k2_Faster needs positive c1, c2, n, e; got c1={c1}, c2={c2}, n={n}, e={e}")
+        check_csp_args("C3k2_Faster", c1, c2, n, g, e)
         super().__init__(c1, c2, n, shortcut, g, e)
         self.m = nn.ModuleList(
             nn.Sequential(
-                _faster_block(self.c, shortcut), PSABlock(self.c, attn_ratio=0.5, num_heads=max(self.c // 64, 1))
+                faster_block(self.c, shortcut), PSABlock(self.c, attn_ratio=0.5, num_heads=max(self.c // 64, 1))
             )
             if attn
             else C3k_Faster(self.c, self.c, 2, shortcut)
             if c3k
-            else _faster_block(self.c, shortcut)
+            else faster_block(self.c, shortcut)
             for _ in range(n)
         )
