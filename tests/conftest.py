@@ -48,12 +48,15 @@ def randomize_batchnorm(module):
     return module
 
 
-def run_python(code: str, cwd: Path | None = None, env: dict | None = None, timeout: int = 600):
-    """Run ``code`` in a fresh interpreter (the same venv) and return the completed process; raise with its output."""
+def run_checked(argv: list[str], cwd: Path | None = None, env: dict | None = None, timeout: int = 600):
+    """Run ``argv`` in a fresh process (this environment plus ``env``); return it, or raise with its output."""
     full_env = {**os.environ, **(env or {})}
-    proc = subprocess.run(
-        [sys.executable, "-c", code], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout
-    )
+    proc = subprocess.run(argv, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
         raise AssertionError(f"subprocess failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
     return proc
+
+
+def run_python(code: str, cwd: Path | None = None, env: dict | None = None, timeout: int = 600):
+    """Run ``code`` in a fresh interpreter (the same venv) and return the completed process; raise with its output."""
+    return run_checked([sys.executable, "-c", code], cwd=cwd, env=env, timeout=timeout)

@@ -6,9 +6,7 @@ import copy
 import functools
 import importlib.util
 import json
-import os
 import re
-import subprocess
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -35,7 +33,7 @@ from yolo_fasternet.pretrained import (
 )
 from yolo_fasternet.synthetic_data import make_synthetic_dataset
 
-from conftest import REPO, randomize_batchnorm
+from conftest import REPO, randomize_batchnorm, run_checked
 
 timm = pytest.importorskip("timm")
 
@@ -462,15 +460,8 @@ def test_train_script_trains_from_the_loaded_backbone(tmp_path):
     data = make_synthetic_dataset(tmp_path / "data", n_train=8, n_val=4, imgsz=64)
     weights = _save(timm_to_official(_reference("t0").state_dict()), tmp_path / "t0.pth")
     args = ["--data", str(data), "--epochs", "1", "--imgsz", "64", "--batch", "4", "--backbone-weights", str(weights)]
-    proc = subprocess.run(
-        [sys.executable, str(SCRIPT), *args, "--project", str(tmp_path / "runs"), "--name", "run", "plots=False"],
-        cwd=tmp_path,
-        env=dict(os.environ),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    args += ["--project", str(tmp_path / "runs"), "--name", "run", "plots=False"]
+    proc = run_checked([sys.executable, str(SCRIPT), *args], cwd=tmp_path, timeout=300)
     assert "ignored 3 classification-head key(s) on purpose" in proc.stdout
     ckpt = torch.load(tmp_path / "runs" / "run" / "weights" / "last.pt", weights_only=False)
     trained = (ckpt["ema"] or ckpt["model"]).float()  # a finished run's last.pt keeps the EMA as "model"
@@ -518,15 +509,7 @@ def test_frozen_backbone_keeps_loaded_weights_then_trains(tmp_path):
     records_file = tmp_path / "records.pt"
     args = ["--data", str(data), *"--epochs 2 --imgsz 64 --batch 4 --nbs 4 plots=False val=False".split()]
     args += ["--backbone-weights", str(weights), "--freeze-backbone", "1", "--project", str(tmp_path / "runs")]
-    proc = subprocess.run(
-        [sys.executable, "-c", RECORDING_RUN, str(SCRIPT), str(records_file), *args],
-        cwd=tmp_path,
-        env=dict(os.environ),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    run_checked([sys.executable, "-c", RECORDING_RUN, str(SCRIPT), str(records_file), *args], cwd=tmp_path, timeout=300)
     records = torch.load(records_file, weights_only=False)
     loaded = _expected_backbone(weights)
 
