@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 from ultralytics.nn.modules import C2f, Conv
 
 from .fasternet_block import FasterNetBlock
+from .inference_form import inference_layout
 
 
 def check_csp_args(name: str, c1: int, c2: int, n: int, g: int, e: float) -> None:
@@ -48,3 +50,9 @@ class C2f_Faster(C2f):  # noqa: N801 - the YAML name follows Ultralytics' C2f/C3
         check_csp_args("C2f_Faster", c1, c2, n, g, e)
         super().__init__(c1, c2, n, shortcut, g, e)
         self.m = nn.ModuleList(faster_block(self.c, shortcut) for _ in range(n))
+
+    channels_last = False  # set by model.fuse() (inference_form.select_inference_form)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """C2f's forward, in the inference layout once fused (see ``inference_form``)."""
+        return super().forward(inference_layout(self, x))

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 from ultralytics.nn.modules import C3, C2f
 from ultralytics.nn.modules.block import PSABlock
 
 from .c2f_faster import check_csp_args, faster_block
+from .inference_form import inference_layout
 
 
 class C3k_Faster(C3):  # noqa: N801 - follows Ultralytics' C3k spelling
@@ -75,3 +77,9 @@ class C3k2_Faster(C2f):  # noqa: N801 - the YAML name follows Ultralytics' C3k2 
             else faster_block(self.c, shortcut)
             for _ in range(n)
         )
+
+    channels_last = False  # set by model.fuse() (inference_form.select_inference_form)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """C2f's forward, in the inference layout once fused (see ``inference_form``)."""
+        return super().forward(inference_layout(self, x))

@@ -7,6 +7,7 @@ from torch import nn
 from ultralytics.nn.modules import Conv
 
 from .activation import make_activation
+from .inference_form import inference_layout
 from .pconv import PConv
 
 
@@ -30,7 +31,8 @@ class FasterNetBlock(nn.Module):
     """FasterNet block, as in the paper: PConv, 1x1 conv expanding by ``mlp_ratio``, BN, activation, 1x1 conv back.
 
     The expanding 1x1 conv and its BN form an Ultralytics ``Conv``, so ``model.fuse()`` folds the BN into it; the
-    projecting 1x1 conv has no norm, exactly as in the reference implementation.
+    projecting 1x1 conv has no norm, exactly as in the reference implementation. ``model.fuse()`` also selects the
+    inference form (``inference_form``): the layer scale folded into the projection, channels-last on CPU.
 
     YAML arguments (a Conv-like layer; ``c1`` is filled in by Ultralytics, and the row's ``n`` stacks ``n`` blocks,
     which is how one YAML line writes a FasterNet stage): ``[c2, n_div, mlp_ratio, act, drop_path, layer_scale]``.
@@ -83,8 +85,18 @@ class FasterNetBlock(nn.Module):
         self.layer_scale = nn.Parameter(torch.full((c2, 1, 1), float(layer_scale))) if layer_scale > 0 else None
         self.drop_path = DropPath(drop_path)
 
+    channels_last = False  # set by model.fuse() (inference_form.select_inference_form)
+
+    @torch.no_grad()
+    def fold_layer_scale(self) -> None:
+        """Multiply the per-channel layer scale into the projecting 1x1 conv and drop it (inference form)."""
+        if self.layer_scale is not None:
+            self.project.weight.mul_(self.layer_scale.view(-1, 1, 1, 1))
+            self.layer_scale = None
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Mix spatially with PConv, apply the MLP, and add the residual."""
+        x = inference_layout(self, x)
         y = self.project(self.expand(self.spatial_mixing(x)))
         if self.layer_scale is not None:
             y = y * self.layer_scale

@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+import torch
 from ultralytics.nn.modules import Conv
 
+from .inference_form import inference_layout
 
-class PatchEmbed(Conv):
+
+class _FasterNetConv(Conv):
+    """A BN-folding Ultralytics Conv that, once fused, hands channels-last activations on (see ``inference_form``)."""
+
+    channels_last = False  # set by model.fuse() (inference_form.select_inference_form)
+
+    def forward_fuse(self, x: torch.Tensor) -> torch.Tensor:
+        """The fused forward (conv only), in the inference layout."""
+        return super().forward_fuse(inference_layout(self, x))
+
+
+class PatchEmbed(_FasterNetConv):
     """FasterNet stem: a ``k x k`` convolution with stride ``k`` and no padding, then BN, no activation.
 
     YAML arguments (Conv-like, ``c1`` filled in by Ultralytics): ``[c2, k]``; ``k=4`` gives FasterNet's stride-4 stem.
@@ -22,7 +35,7 @@ class PatchEmbed(Conv):
         super().__init__(c1, c2, k, k, 0, act=False)
 
 
-class PatchMerging(Conv):
+class PatchMerging(_FasterNetConv):
     """FasterNet merging layer between stages: ``k x k`` convolution with stride ``k`` (no padding), then BN.
 
     YAML arguments (Conv-like, ``c1`` filled in by Ultralytics): ``[c2, k]``; FasterNet uses ``k=2`` and ``c2 = 2*c1``.

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .inference_form import inference_layout, is_exporting
+
 PCONV_MODES = ("split_cat", "slicing")
 
 
@@ -20,7 +22,9 @@ class PConv(nn.Module):
         mode (str): ``"split_cat"`` (split, convolve, concatenate; training and inference) or ``"slicing"``
             (clone the input and overwrite the convolved channels in place; inference only). In training mode, or
             whenever autograd is recording, ``slicing`` falls back to ``split_cat`` because the in-place write would
-            break backward.
+            break backward; while exporting it falls back too, because the in-place write becomes ONNX ScatterND.
+
+    ``model.fuse()`` selects the inference form (see ``inference_form``): on CPU, channels-last activations.
 
     Example:
         >>> PConv(64, 64)(torch.zeros(1, 64, 8, 8)).shape
@@ -43,9 +47,12 @@ class PConv(nn.Module):
         self.mode = mode
         self.conv = nn.Conv2d(self.dim_conv, self.dim_conv, 3, 1, 1, bias=False)
 
+    channels_last = False  # set by model.fuse() (inference_form.select_inference_form)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Apply the partial convolution in the configured mode (``slicing`` only where no gradient is recorded)."""
-        if self.mode == "slicing" and not self.training and not torch.is_grad_enabled():
+        x = inference_layout(self, x)
+        if self.mode == "slicing" and not self.training and not torch.is_grad_enabled() and not is_exporting():
             return self.forward_slicing(x)
         return self.forward_split_cat(x)
 

@@ -6,6 +6,8 @@ imported the same functions by name):
 - the plugin classes become YAML names (``globals()[name]`` is how ``parse_model`` resolves a row);
 - ``parse_model`` is Ultralytics' own function, recompiled so each plugin scales like its built-in counterpart
   (see ``parse_model_patch``), wrapped to apply ``fasternet_act`` and to report bad rows by layer;
+- ``BaseModel.fuse`` (what prediction, validation of a checkpoint and export call) also selects the plugin
+  modules' inference form (see ``inference_form``);
 - ``yaml_model_load`` also finds the bundled ``cfg/`` YAMLs by bare name and lists where it looked when it fails;
 - the plugin classes are allow-listed for ``ULTRALYTICS_SAFE_LOAD=1`` checkpoint loading.
 """
@@ -19,6 +21,7 @@ from pathlib import Path
 import torch
 
 from .activation import model_activation
+from .inference_form import select_inference_form
 from .layer_errors import ModelYamlError, layer_error
 from .model_yamls import bundled_yaml, cfg_dir, check_min_ultralytics
 from .parse_model_patch import RegistrationError, patched_parse_model
@@ -78,6 +81,19 @@ def _yaml_model_load_with_bundled(original, guess_model_scale, ultralytics_root:
     return yaml_model_load
 
 
+def _fuse_selecting_inference_form(original):
+    """Wrap BaseModel.fuse: Ultralytics folds the BNs, then the plugin modules switch to their inference form."""
+
+    @functools.wraps(original)
+    def fuse(self, *args, **kwargs):
+        fused = original(self, *args, **kwargs)
+        select_inference_form(self)
+        return fused
+
+    setattr(fuse, _MARK, True)
+    return fuse
+
+
 def _rebind_everywhere(original, replacement) -> None:
     """Point every imported Ultralytics module that holds ``original`` (``from ... import``) at ``replacement``."""
     for name, module in list(sys.modules.items()):
@@ -112,6 +128,7 @@ def register() -> None:
     # Build everything first, then switch: a failure above or here leaves Ultralytics exactly as it was.
     scaled = patched_parse_model(tasks.parse_model, tasks, plugins_by_like, version)
     parse_model = _parse_model_with_context(scaled, namespace, version)
+    fuse = _fuse_selecting_inference_form(tasks.BaseModel.fuse)
     yaml_model_load = _yaml_model_load_with_bundled(
         tasks.yaml_model_load, tasks.guess_model_scale, Path(ultralytics.__file__).parent
     )
@@ -120,5 +137,6 @@ def register() -> None:
         namespace[entry.cls.__name__] = entry.cls
     _rebind_everywhere(tasks.yaml_model_load, yaml_model_load)
     _rebind_everywhere(tasks.parse_model, parse_model)
+    tasks.BaseModel.fuse = fuse
     if hasattr(torch.serialization, "add_safe_globals"):
         torch.serialization.add_safe_globals(list(CHECKPOINT_CLASSES))

@@ -1,0 +1,52 @@
+"""The inference form that ``model.fuse()`` selects for the plugin modules, after Ultralytics has folded the BNs.
+
+Measured with ``benchmarks/performance.py`` on a 2-core AVX-512 CPU (see the README's performance section):
+
+- **Channels-last on CPU.** oneDNN runs the 1x1 convolutions of a FasterNet block up to 7x faster on channels-last
+  (NHWC) activations than on NCHW ones when the channel count is small (40 -> 80 at 160x160: 1.0 ms instead of
+  7.0 ms). A fused model therefore turns its activations channels-last at the first plugin layer it meets; every
+  later convolution, stock ones included, keeps that layout. Only the memory layout changes, never a value. It is
+  skipped on GPUs (not measured there), while tracing or exporting (graphs stay layout-free), and for tensors that
+  are not 4-D.
+- **Layer scale folded.** A FasterNet block's per-channel layer scale is multiplied into its projecting 1x1 conv.
+- **PConv stays ``split_cat``** unless a YAML asks for ``slicing``: the two measure the same in eager PyTorch, and only
+  ``split_cat`` exports without ScatterND nodes, so every export uses it whatever the mode (see ``PConv``).
+
+``select_inference_form(model, channels_last=False)`` turns the layout switch off again, for comparisons.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def is_exporting() -> bool:
+    """Whether the forward pass is being traced, scripted or exported (ONNX, TorchScript, OpenVINO all trace)."""
+    return torch.jit.is_tracing() or torch.jit.is_scripting() or torch.onnx.is_in_onnx_export()
+
+
+def inference_layout(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``x`` in channels-last layout when ``module`` runs in the fused CPU inference form; ``x`` itself otherwise."""
+    if (
+        getattr(module, "channels_last", False)  # absent on modules unpickled from older checkpoints
+        and x.device.type == "cpu"
+        and x.dim() == 4
+        and x.is_contiguous()  # dense NCHW; views such as C2f's chunks are left to the convolution that reads them
+        and not module.training
+        and not is_exporting()
+    ):
+        return x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
+def select_inference_form(model: nn.Module, channels_last: bool = True) -> nn.Module:
+    """Switch every plugin module of ``model`` to its inference form; idempotent. Called by ``model.fuse()``."""
+    from .fasternet_block import FasterNetBlock
+
+    for module in model.modules():
+        if isinstance(module, FasterNetBlock):
+            module.fold_layer_scale()
+        if hasattr(type(module), "channels_last"):
+            module.channels_last = channels_last
+    return model
