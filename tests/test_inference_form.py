@@ -1,0 +1,145 @@
+"""Every PConv / block form gives the same outputs: training form, inference forms, fused, traced and exported.
+
+Timings are not asserted anywhere: ``benchmarks/performance.py`` measures them.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+from ultralytics.nn.modules import Conv
+
+from yolo_fasternet import C2f_Faster, C3k2_Faster, FasterNetBlock, PatchEmbed, PatchMerging, PConv
+from yolo_fasternet.inference_form import select_inference_form
+
+from conftest import randomize_batchnorm
+
+TOL = {"atol": 1e-4, "rtol": 1e-4}
+
+BUILDERS = {
+    "pconv": lambda: PConv(32, 32),
+    "pconv-slicing": lambda: PConv(32, 32, 4, "slicing"),
+    "fasternet-block-layer-scale": lambda: FasterNetBlock(32, 32, act="gelu", layer_scale=0.5),
+    "fasternet-stages": lambda: nn.Sequential(
+        PatchEmbed(3, 32, 4), FasterNetBlock(32, act="gelu"), PatchMerging(32, 64), FasterNetBlock(64, act="relu")
+    ),
+    "c2f-faster": lambda: nn.Sequential(Conv(3, 32, 3, 2), C2f_Faster(32, 64, 2, True)),
+    "c3k2-faster": lambda: nn.Sequential(Conv(3, 32, 3, 2), C3k2_Faster(32, 64, 1, True), C3k2_Faster(64, 64, 1)),
+}
+
+
+def _input_for(name: str) -> torch.Tensor:
+    torch.manual_seed(1)
+    return torch.randn(2, 32 if name.startswith(("pconv", "fasternet-block")) else 3, 64, 64)
+
+
+def _model(name: str) -> nn.Module:
+    torch.manual_seed(0)
+    model = randomize_batchnorm(BUILDERS[name]())
+    for m in model.modules():
+        if isinstance(m, FasterNetBlock) and m.layer_scale is not None:
+            m.layer_scale.data.uniform_(0.5, 1.5)
+    return model.eval()
+
+
+def _fused(model: nn.Module, channels_last: bool = True) -> nn.Module:
+    """Fuse a copy the way Ultralytics' BaseModel.fuse() does (with the plugin registered, as in every process)."""
+    from ultralytics.nn.tasks import BaseModel
+
+    holder = BaseModel()
+    holder.model = copy.deepcopy(model)
+    holder.fuse(verbose=False)
+    return select_inference_form(holder.model, channels_last=channels_last)
+
+
+def _training_form(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The form training runs: split_cat PConv, BN unfused, autograd recording (eval statistics, so comparable)."""
+    with torch.enable_grad():
+        return model(x.clone().requires_grad_(True)).detach()
+
+
+@pytest.mark.parametrize("name", list(BUILDERS))
+def test_fused_inference_form_equals_the_training_form(name):
+    """Fused, channels-last on CPU (what fuse() selects) and fused NCHW all match the training form within 1e-4."""
+    model, x = _model(name), _input_for(name)
+    expected = _training_form(model, x)
+    with torch.inference_mode():
+        torch.testing.assert_close(_fused(model)(x), expected, **TOL)
+        torch.testing.assert_close(_fused(model, channels_last=False)(x), expected, **TOL)
+        torch.testing.assert_close(model(x.contiguous(memory_format=torch.channels_last)), expected, **TOL)
+
+
+@pytest.mark.parametrize("name", list(BUILDERS))
+def test_traced_and_onnx_exports_equal_the_training_form_without_scatternd(name, tmp_path):
+    """TorchScript and ONNX exports of the fused form match, and no export contains ScatterND (not even slicing)."""
+    onnx = pytest.importorskip("onnx")
+    onnxruntime = pytest.importorskip("onnxruntime")
+    model, x = _model(name), _input_for(name)
+    expected = _training_form(model, x)
+    fused = _fused(model)
+    with torch.inference_mode():
+        traced = torch.jit.trace(fused, x)
+        traced_out = traced(x)
+    torch.testing.assert_close(traced_out, expected, **TOL)
+    assert traced_out.is_contiguous(), "the traced graph must not bake in the channels-last switch"
+
+    path = tmp_path / f"{name}.onnx"
+    with torch.no_grad():  # as Ultralytics' exporter runs it: without autograd, slicing would otherwise be taken
+        torch.onnx.export(fused, (x,), str(path), dynamo=False, opset_version=17, input_names=["x"])
+    ops = {node.op_type for node in onnx.load(str(path)).graph.node}
+    assert "ScatterND" not in ops, f"{name}: exported graph has ScatterND ({sorted(ops)})"
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    torch.testing.assert_close(torch.from_numpy(session.run(None, {"x": x.numpy()})[0]), expected, **TOL)
+
+
+def test_fuse_folds_the_layer_scale_into_the_projection():
+    """After fuse() the block has no layer scale left; its projection carries it."""
+    model = _model("fasternet-block-layer-scale")
+    scale = model.layer_scale.detach().clone()
+    fused = _fused(model)
+    assert fused.layer_scale is None
+    torch.testing.assert_close(fused.project.weight, model.project.weight * scale.view(-1, 1, 1, 1))
+
+
+def _activation_layouts(model: nn.Module, x: torch.Tensor) -> list[bool]:
+    """Whether each Conv2d of ``model`` received a channels-last input, in call order."""
+    seen: list[bool] = []
+    hooks = [
+        m.register_forward_pre_hook(
+            lambda _m, args: seen.append(args[0].is_contiguous(memory_format=torch.channels_last))
+        )
+        for m in model.modules()
+        if isinstance(m, nn.Conv2d) and m.kernel_size == (1, 1)
+    ]
+    try:
+        model(x)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return seen
+
+
+@pytest.mark.parametrize("yaml_name", ["yolov8n-fasternet.yaml", "yolov8n-c2f-faster.yaml"])
+def test_yolo_fuse_selects_channels_last_and_keeps_detections(yaml_name):
+    """YOLO(...).model.fuse() turns the activations channels-last after the first plugin layer; outputs unchanged."""
+    from ultralytics import YOLO
+
+    model = randomize_batchnorm(YOLO(yaml_name, verbose=False).model).eval()
+    x = torch.rand(1, 3, 128, 128)
+    with torch.inference_mode():
+        expected = model(x)[0]
+        assert not any(_activation_layouts(model, x)), "unfused models keep Ultralytics' NCHW layout"
+        fused = copy.deepcopy(model).fuse(verbose=False)
+        assert all(m.channels_last for m in fused.modules() if hasattr(type(m), "channels_last"))
+        layouts = _activation_layouts(fused, x)
+        out = fused(x)[0]
+    assert sum(layouts) > len(layouts) // 2, f"most 1x1 convs should see channels-last inputs, saw {layouts}"
+    torch.testing.assert_close(out, expected, **TOL)
+    assert out.is_contiguous(), "Detect's output keeps its usual layout"
+
+    fused.train()
+    with torch.no_grad():
+        assert not any(_activation_layouts(fused, x)), "training mode never switches layout"
