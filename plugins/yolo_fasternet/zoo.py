@@ -65,7 +65,7 @@ def build(name: str, imgsz: int) -> tuple[torch.nn.Module, Row]:
 
 
 @torch.inference_mode()
-def time_pair(a: torch.nn.Module, b: torch.nn.Module, imgsz: int, runs: int, warmup: int = 2) -> tuple[float, float]:
+def time_pair(a: torch.nn.Module, b: torch.nn.Module, imgsz: int, runs: int, warmup: int = 5) -> tuple[float, float]:
     """Median milliseconds of a batch-1 forward of ``a`` and ``b``, alternating run by run."""
     x = torch.rand(1, 3, imgsz, imgsz)
     times: tuple[list[float], list[float]] = ([], [])

@@ -1,0 +1,22 @@
+"""The performance benchmark runs end to end on its cheap sections (it checks its own forms' equality as it goes)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "performance.py"
+
+
+def test_operator_and_block_sections_print_every_row(capsys):
+    """One run of each measurement: every operator form at every shape and layout, every block in three forms."""
+    spec = importlib.util.spec_from_file_location("performance_benchmark", BENCHMARK)
+    benchmark = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(benchmark)
+    benchmark.main(["--sections", "machine,operator,block", "--runs", "1", "--warmup", "0"])
+    out = capsys.readouterr().out
+    operator_rows = [line for line in out.splitlines() if line.startswith("| ") and "PConv" in line]
+    assert len(operator_rows) == len(benchmark.T0_STAGES) * 2 * 4  # 4 PConv forms, NCHW and channels-last
+    assert out.count("| FasterNetBlock ") == len(benchmark.T0_STAGES)
+    assert out.count("| C2f_Faster ") == len(benchmark.C2F_FASTER_LAYERS)
+    assert "measured GEMM GFLOP/s" in out
