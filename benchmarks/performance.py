@@ -1,6 +1,6 @@
 """FasterNet against stock YOLO, from one operator to a training step, measured side by side in one run.
 
-    python benchmarks/performance.py                          # everything, about 6 minutes on 2 CPU cores
+    python benchmarks/performance.py                          # everything, about 3 minutes on 2 CPU cores
     python benchmarks/performance.py --sections operator,block --runs 50
     python benchmarks/performance.py --sections model --batches 1 --no-train
 
@@ -166,11 +166,20 @@ class FoldedPConvExpand(nn.Module):
         return torch.conv2d(x1, self.w3x3, padding=1) + torch.conv2d(x2, self.w1x1)
 
 
+def pconv_preallocated(pconv: PConv, x: torch.Tensor) -> torch.Tensor:
+    """PConv writing both parts into a fresh output: copies only the untouched channels, not the whole input."""
+    out = torch.empty_like(x)
+    out[:, pconv.dim_conv :] = x[:, pconv.dim_conv :]
+    out[:, : pconv.dim_conv] = pconv.conv(x[:, : pconv.dim_conv])
+    return out
+
+
 def operator_calls(pconv, expand, folded, dw, full, x) -> dict[str, Callable[[], torch.Tensor]]:
     """The operators compared at one shape and layout."""
     return {
         "PConv split_cat": lambda: pconv.forward_split_cat(x),
         "PConv slicing": lambda: pconv.forward_slicing(x),
+        "PConv preallocated": lambda: pconv_preallocated(pconv, x),
         "DWConv 3x3": lambda: dw(x),
         "Conv 3x3": lambda: full(x),
         "PConv -> 1x1": lambda: expand(pconv.forward_split_cat(x)),
@@ -192,6 +201,7 @@ def section_operator(args) -> None:
         flops = {
             "PConv split_cat": 2 * 9 * cp * cp * hw,
             "PConv slicing": 2 * 9 * cp * cp * hw,
+            "PConv preallocated": 2 * 9 * cp * cp * hw,
             "DWConv 3x3": 2 * 9 * c * hw,
             "Conv 3x3": 2 * 9 * c * c * hw,
             "PConv -> 1x1": 2 * (9 * cp * cp + c * 2 * c) * hw,
@@ -202,7 +212,10 @@ def section_operator(args) -> None:
             x = x.contiguous(memory_format=CL) if layout == "channels-last" else x
             fns = operator_calls(pconv, expand, folded, dw, full, x)
             with torch.inference_mode():
-                torch.testing.assert_close(folded(x), expand(pconv(x)), atol=1e-4, rtol=1e-4)
+                reference = pconv.forward_split_cat(x)
+                for form in (pconv.forward_slicing(x), pconv_preallocated(pconv, x)):
+                    torch.testing.assert_close(form, reference, atol=0, rtol=0)
+                torch.testing.assert_close(folded(x), expand(reference), atol=1e-4, rtol=1e-4)
                 ms = timed(fns, args.runs, args.warmup)
             for op, t in ms.items():
                 base = ms["PConv -> 1x1"] if "1x1" in op else ms["DWConv 3x3"]
@@ -272,7 +285,12 @@ def inference_model(name: str, device: str = "cpu", half: bool = False) -> nn.Mo
 
 
 def export_onnx(name: str, batch: int, imgsz: int, workdir: Path) -> Path:
-    """Export through Ultralytics' own exporter (fuse, then ONNX), as ``yolo export format=onnx`` does."""
+    """Export through Ultralytics' own exporter (fuse, then ONNX), as ``yolo export format=onnx`` does.
+
+    The exporter leaves torch at one CPU thread; the caller's thread count is restored, or every later measurement
+    (PyTorch and ONNX Runtime sessions sized from it) would run single-threaded.
+    """
+    threads = torch.get_num_threads()
     model = YOLO(f"{name}.yaml", verbose=False)
     with contextlib.redirect_stdout(io.StringIO()):
         level = LOGGER.level
@@ -284,6 +302,7 @@ def export_onnx(name: str, batch: int, imgsz: int, workdir: Path) -> Path:
         finally:
             os.chdir(cwd)
             LOGGER.setLevel(level)
+            torch.set_num_threads(threads)
     target = workdir / f"{name}-b{batch}.onnx"
     path.replace(target)
     return target
@@ -460,8 +479,8 @@ SECTIONS = {
     "machine": section_machine,
     "operator": section_operator,
     "block": section_block,
-    "model": section_model,
     "profile": section_profile,
+    "model": section_model,
 }
 
 

@@ -124,7 +124,7 @@ def _activation_layouts(model: nn.Module, x: torch.Tensor) -> list[bool]:
 
 @pytest.mark.parametrize("yaml_name", ["yolov8n-fasternet.yaml", "yolov8n-c2f-faster.yaml"])
 def test_yolo_fuse_selects_channels_last_and_keeps_detections(yaml_name):
-    """YOLO(...).model.fuse() turns the activations channels-last after the first plugin layer; outputs unchanged."""
+    """YOLO(...).model.fuse() selects slicing PConv and channels-last activations from the first plugin layer on."""
     from ultralytics import YOLO
 
     model = randomize_batchnorm(YOLO(yaml_name, verbose=False).model).eval()
@@ -134,6 +134,7 @@ def test_yolo_fuse_selects_channels_last_and_keeps_detections(yaml_name):
         assert not any(_activation_layouts(model, x)), "unfused models keep Ultralytics' NCHW layout"
         fused = copy.deepcopy(model).fuse(verbose=False)
         assert all(m.channels_last for m in fused.modules() if hasattr(type(m), "channels_last"))
+        assert all(m.mode == "slicing" for m in fused.modules() if isinstance(m, PConv))
         layouts = _activation_layouts(fused, x)
         out = fused(x)[0]
     assert sum(layouts) > len(layouts) // 2, f"most 1x1 convs should see channels-last inputs, saw {layouts}"

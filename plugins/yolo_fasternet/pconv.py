@@ -24,7 +24,8 @@ class PConv(nn.Module):
             whenever autograd is recording, ``slicing`` falls back to ``split_cat`` because the in-place write would
             break backward; while exporting it falls back too, because the in-place write becomes ONNX ScatterND.
 
-    ``model.fuse()`` selects the inference form (see ``inference_form``): on CPU, channels-last activations.
+    ``model.fuse()`` selects the inference form (see ``inference_form``): ``slicing``, on CPU with channels-last
+    activations.
 
     Example:
         >>> PConv(64, 64)(torch.zeros(1, 64, 8, 8)).shape
