@@ -122,6 +122,7 @@ def _activation_layouts(model: nn.Module, x: torch.Tensor) -> list[bool]:
     return seen
 
 
+@pytest.mark.registration
 @pytest.mark.parametrize("yaml_name", ["yolov8n-fasternet.yaml", "yolov8n-c2f-faster.yaml"])
 def test_yolo_fuse_selects_channels_last_and_keeps_detections(yaml_name):
     """YOLO(...).model.fuse() selects slicing PConv and channels-last activations from the first plugin layer on."""
