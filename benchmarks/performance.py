@@ -19,7 +19,7 @@ Sections (each prints a Markdown table):
 - ``profile``: per-layer milliseconds and GFLOP/s of yolov8n-fasternet and yolov8n: where the time goes.
 
 Every timing is a median over ``--runs`` repetitions after ``--warmup`` ones, the compared variants alternating run by
-run so both see the same machine state. Nothing is cached between runs of this script.
+run (in a rotating order) so all see the same machine state. Nothing is cached between runs of this script.
 """
 
 from __future__ import annotations
@@ -68,10 +68,13 @@ C2F_FASTER_LAYERS = ((32, 160, 1), (64, 80, 2), (128, 40, 2), (256, 20, 1))  # y
 
 
 def timed(fns: dict[str, Callable[[], object]], runs: int, warmup: int, sync: Callable[[], None] = lambda: None):
-    """Median milliseconds of each callable, all of them alternating run by run."""
+    """Median milliseconds of each callable, all of them alternating run by run, the order rotating every run."""
     samples: dict[str, list[float]] = {name: [] for name in fns}
+    names = list(fns)
     for i in range(warmup + runs):
-        for name, fn in fns.items():
+        shift = i % len(names)  # no callable always runs first (after the others' cache and allocator traffic)
+        for name in names[shift:] + names[:shift]:
+            fn = fns[name]
             sync()
             start = time.perf_counter()
             fn()
@@ -166,25 +169,27 @@ class FoldedPConvExpand(nn.Module):
         return torch.conv2d(x1, self.w3x3, padding=1) + torch.conv2d(x2, self.w1x1)
 
 
-def pconv_preallocated(pconv: PConv, x: torch.Tensor) -> torch.Tensor:
-    """PConv writing both parts into a fresh output: copies only the untouched channels, not the whole input."""
-    out = torch.empty_like(x)
-    out[:, pconv.dim_conv :] = x[:, pconv.dim_conv :]
-    out[:, : pconv.dim_conv] = pconv.conv(x[:, : pconv.dim_conv])
-    return out
-
-
 def operator_calls(pconv, expand, folded, dw, full, x) -> dict[str, Callable[[], torch.Tensor]]:
     """The operators compared at one shape and layout."""
     return {
         "PConv split_cat": lambda: pconv.forward_split_cat(x),
         "PConv slicing": lambda: pconv.forward_slicing(x),
-        "PConv preallocated": lambda: pconv_preallocated(pconv, x),
+        "PConv preallocated": lambda: pconv.forward_preallocated(x),
         "DWConv 3x3": lambda: dw(x),
         "Conv 3x3": lambda: full(x),
+        "Conv 1x1 c->2c": lambda: expand(x),
         "PConv -> 1x1": lambda: expand(pconv.forward_split_cat(x)),
         "PConv folded into 1x1": lambda: folded(x),
     }
+
+
+def operator_ratios(op: str, ms: dict[str, float]) -> list[str]:
+    """The operator's time against DWConv and a full 3x3 conv (the folded PConv: against PConv -> 1x1)."""
+    if op == "PConv folded into 1x1":
+        return [f"{ms[op] / ms['PConv -> 1x1']:.2f} (x unfolded)", ""]
+    if "1x1" in op:
+        return ["", ""]
+    return [f"{ms[op] / ms['DWConv 3x3']:.2f}", f"{ms[op] / ms['Conv 3x3']:.2f}"]
 
 
 def section_operator(args) -> None:
@@ -204,30 +209,34 @@ def section_operator(args) -> None:
             "PConv preallocated": 2 * 9 * cp * cp * hw,
             "DWConv 3x3": 2 * 9 * c * hw,
             "Conv 3x3": 2 * 9 * c * c * hw,
+            "Conv 1x1 c->2c": 2 * c * 2 * c * hw,
             "PConv -> 1x1": 2 * (9 * cp * cp + c * 2 * c) * hw,
             "PConv folded into 1x1": 2 * (9 * cp * 2 * c + (c - cp) * 2 * c) * hw,
         }
+        nchw_ms: dict[str, float] = {}
         for layout in ("NCHW", "channels-last"):
             x = torch.rand(1, c, size, size)
             x = x.contiguous(memory_format=CL) if layout == "channels-last" else x
             fns = operator_calls(pconv, expand, folded, dw, full, x)
             with torch.inference_mode():
                 reference = pconv.forward_split_cat(x)
-                for form in (pconv.forward_slicing(x), pconv_preallocated(pconv, x)):
+                for form in (pconv.forward_slicing(x), pconv.forward_preallocated(x)):
                     torch.testing.assert_close(form, reference, atol=0, rtol=0)
                 torch.testing.assert_close(folded(x), expand(reference), atol=1e-4, rtol=1e-4)
                 ms = timed(fns, args.runs, args.warmup)
+            nchw_ms = nchw_ms or ms
             for op, t in ms.items():
-                base = ms["PConv -> 1x1"] if "1x1" in op else ms["DWConv 3x3"]
                 rows.append(
                     [f"{c}x{size}x{size}", layout, op, f"{t:.3f}", f"{gflops_per_s(flops[op], t):.1f}"]
-                    + [f"{t / base:.2f}", f"{t / ms['Conv 3x3']:.2f}" if "1x1" not in op else ""]
+                    + operator_ratios(op, ms)
+                    + [f"{t / nchw_ms[op]:.2f}"]
                 )
-    table(["input CxHxW", "layout", "operator", "ms", "GFLOP/s", "ms x DWConv (x unfolded)", "ms x Conv 3x3"], rows)
+    header = ["input CxHxW", "layout", "operator", "ms", "GFLOP/s", "ms x DWConv", "ms x Conv 3x3", "ms x NCHW"]
+    table(header, rows)
     print(
-        "PConv convolves c/4 channels: 1/16 of a full 3x3 conv's FLOPs, 9/4 of DWConv's on c/4 ... c channels.\n"
-        "'ms x DWConv' compares each PConv form with the depthwise conv at equal shape; the folded form is compared\n"
-        "with PConv followed by its 1x1 conv (it computes the same function, with more FLOPs and no concatenation).\n"
+        "PConv convolves c/4 of the channels: 1/16 of a full 3x3 conv's FLOPs and c/16 times DWConv's. The folded\n"
+        "form computes 'PConv -> 1x1' (same function, more FLOPs, no copies); its 'x DWConv' cell compares it with\n"
+        "'PConv -> 1x1' instead. 'ms x NCHW': the same operator on channels-last input against NCHW input.\n"
     )
 
 

@@ -22,6 +22,7 @@ TOL = {"atol": 1e-4, "rtol": 1e-4}
 BUILDERS = {
     "pconv": lambda: PConv(32, 32),
     "pconv-slicing": lambda: PConv(32, 32, 4, "slicing"),
+    "pconv-preallocated": lambda: PConv(32, 32, 4, "preallocated"),
     "fasternet-block-layer-scale": lambda: FasterNetBlock(32, 32, act="gelu", layer_scale=0.5),
     "fasternet-stages": lambda: nn.Sequential(
         PatchEmbed(3, 32, 4), FasterNetBlock(32, act="gelu"), PatchMerging(32, 64), FasterNetBlock(64, act="relu")
@@ -125,7 +126,7 @@ def _activation_layouts(model: nn.Module, x: torch.Tensor) -> list[bool]:
 @pytest.mark.registration
 @pytest.mark.parametrize("yaml_name", ["yolov8n-fasternet.yaml", "yolov8n-c2f-faster.yaml"])
 def test_yolo_fuse_selects_channels_last_and_keeps_detections(yaml_name):
-    """YOLO(...).model.fuse() selects slicing PConv and channels-last activations from the first plugin layer on."""
+    """YOLO(...).model.fuse() selects preallocated PConv and channels-last activations from the first plugin layer."""
     from ultralytics import YOLO
 
     model = randomize_batchnorm(YOLO(yaml_name, verbose=False).model).eval()
@@ -135,7 +136,7 @@ def test_yolo_fuse_selects_channels_last_and_keeps_detections(yaml_name):
         assert not any(_activation_layouts(model, x)), "unfused models keep Ultralytics' NCHW layout"
         fused = copy.deepcopy(model).fuse(verbose=False)
         assert all(m.channels_last for m in fused.modules() if hasattr(type(m), "channels_last"))
-        assert all(m.mode == "slicing" for m in fused.modules() if isinstance(m, PConv))
+        assert all(m.mode == "preallocated" for m in fused.modules() if isinstance(m, PConv))
         layouts = _activation_layouts(fused, x)
         out = fused(x)[0]
     assert sum(layouts) > len(layouts) // 2, f"most 1x1 convs should see channels-last inputs, saw {layouts}"

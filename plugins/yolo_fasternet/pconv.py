@@ -7,7 +7,7 @@ from torch import nn
 
 from .inference_form import inference_layout, is_exporting
 
-PCONV_MODES = ("split_cat", "slicing")
+PCONV_MODES = ("split_cat", "slicing", "preallocated")
 
 
 class PConv(nn.Module):
@@ -19,12 +19,13 @@ class PConv(nn.Module):
         c1 (int): Input channels.
         c2 (int): Output channels; must equal ``c1`` (PConv keeps the channel count).
         n_div (int): Fraction denominator: ``c1 // n_div`` channels are convolved (4 in every FasterNet variant).
-        mode (str): ``"split_cat"`` (split, convolve, concatenate; training and inference) or ``"slicing"``
-            (clone the input and overwrite the convolved channels in place; inference only). In training mode, or
-            whenever autograd is recording, ``slicing`` falls back to ``split_cat`` because the in-place write would
-            break backward; while exporting it falls back too, because the in-place write becomes ONNX ScatterND.
+        mode (str): ``"split_cat"`` (split, convolve, concatenate; training and inference), ``"slicing"`` (clone
+            the input and overwrite the convolved channels in place, as the reference implementation's inference
+            form) or ``"preallocated"`` (write the untouched channels and the convolved ones into a fresh output).
+            The last two are inference forms: in training mode, whenever autograd is recording, and while exporting
+            they run ``split_cat``, because in-place writes break backward and become ONNX ScatterND nodes.
 
-    ``model.fuse()`` selects the inference form (see ``inference_form``): ``slicing``, on CPU with channels-last
+    ``model.fuse()`` selects the inference form (see ``inference_form``): ``preallocated``, on CPU with channels-last
     activations.
 
     Example:
@@ -51,10 +52,10 @@ class PConv(nn.Module):
     channels_last = False  # set by model.fuse() (inference_form.select_inference_form)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Apply the partial convolution in the configured mode (``slicing`` only where no gradient is recorded)."""
+        """Apply the partial convolution in the configured mode (inference forms only where nothing records it)."""
         x = inference_layout(self, x)
-        if self.mode == "slicing" and not self.training and not torch.is_grad_enabled() and not is_exporting():
-            return self.forward_slicing(x)
+        if self.mode != "split_cat" and not self.training and not torch.is_grad_enabled() and not is_exporting():
+            return self.forward_slicing(x) if self.mode == "slicing" else self.forward_preallocated(x)
         return self.forward_split_cat(x)
 
     def forward_split_cat(self, x: torch.Tensor) -> torch.Tensor:
@@ -67,3 +68,10 @@ class PConv(nn.Module):
         x = x.clone()
         x[:, : self.dim_conv] = self.conv(x[:, : self.dim_conv])
         return x
+
+    def forward_preallocated(self, x: torch.Tensor) -> torch.Tensor:
+        """Write the untouched channels and the convolved ones into a fresh output: each output channel written once."""
+        out = torch.empty_like(x)  # keeps x's memory format
+        out[:, self.dim_conv :] = x[:, self.dim_conv :]
+        out[:, : self.dim_conv] = self.conv(x[:, : self.dim_conv])
+        return out
