@@ -99,8 +99,7 @@ def main(argv: list[str] | None = None) -> None:
         capture.release()
         print(
             f"detect_fps: {args.frames} frames of a {size} video ({video.name}) per run, {args.rounds} alternating "
-            f"rounds, device {args.device}; Ultralytics {ultralytics.__version__}, torch {torch.__version__}, "
-            f"{torch.get_num_threads()} threads"
+            f"rounds, device {args.device}; Ultralytics {ultralytics.__version__}, torch {torch.__version__}"
         )
         print(
             f"{'imgsz':<6} {'model':<24} {'FPS':>7} {'pre p50':>8} {'inf p50':>8} {'post p50':>9} {'latency p50':>12}"
@@ -120,6 +119,8 @@ def main(argv: list[str] | None = None) -> None:
                 )
             ratio = fps[args.model] / fps[args.baseline]
             print(f"{imgsz:<6} FPS ratio {short_name(args.model)} / {short_name(args.baseline)}: {ratio:.2f}x")
+        # Ultralytics' select_device() sets the CPU thread count (min(8, cores - 1)) when the predictor starts.
+        print(f"torch CPU threads as the Ultralytics predictor ran: {torch.get_num_threads()}")
         sys.stdout.flush()
 
 
