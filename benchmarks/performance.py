@@ -8,8 +8,9 @@ Sections (each prints a Markdown table):
 
 - ``machine``: CPU, threads, the theoretical fp32 peak (cores x clock x SIMD lanes x 2 for the FMA) and a measured
   ceiling (a large matrix multiply).
-- ``operator``: PConv forms (split_cat, slicing, and PConv folded into the following 1x1 conv) against a depthwise
-  3x3 and a full 3x3 conv, at the FasterNet-T0 stage shapes of a 640 px input, NCHW and channels-last, fp32 CPU.
+- ``operator``: PConv forms (split_cat, slicing, preallocated, and PConv folded into the following 1x1 conv) against
+  a depthwise 3x3 and a full 3x3 conv, at the FasterNet-T0 stage shapes of a 640 px input, NCHW and channels-last,
+  fp32 CPU; every form is checked equal to split_cat before it is timed.
 - ``block``: a FasterNet block and C2f_Faster (stock C2f as reference): unfused, fused NCHW, and the fused form
   ``model.fuse()`` selects (channels-last on CPU).
 - ``model``: the FasterNet detectors against yolov8n / yolo11n: PyTorch eager fp32 (fused, as Ultralytics runs them)
@@ -18,8 +19,10 @@ Sections (each prints a Markdown table):
   separates the memory-layout effect from the architecture.
 - ``profile``: per-layer milliseconds and GFLOP/s of yolov8n-fasternet and yolov8n: where the time goes.
 
+The GPU rows are written but have not run yet: no GPU was available where this script was developed.
+
 Every timing is a median over ``--runs`` repetitions after ``--warmup`` ones, the compared variants alternating run by
-run (in a rotating order) so all see the same machine state. Nothing is cached between runs of this script.
+run (in a rotating order) so all see the same machine state.
 """
 
 from __future__ import annotations

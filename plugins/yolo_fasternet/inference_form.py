@@ -2,18 +2,19 @@
 
 Measured with ``benchmarks/performance.py`` on a 2-core AVX-512 CPU (see the README's performance section):
 
-- **Channels-last on CPU.** oneDNN runs the 1x1 convolutions of a FasterNet block up to 7x faster on channels-last
-  (NHWC) activations than on NCHW ones when the channel count is small (40 -> 80 at 160x160: 1.0 ms instead of
-  7.0 ms). A fused model therefore turns its activations channels-last at the first plugin layer it meets; every
-  later convolution, stock ones included, keeps that layout. Only the memory layout changes, never a value. It is
-  skipped on GPUs (not measured there), while tracing or exporting (graphs stay layout-free), and for tensors that
-  are not 4-D.
+- **Channels-last on CPU.** oneDNN runs the 1x1 convolutions of a FasterNet block much faster on channels-last (NHWC)
+  activations than on NCHW ones when the channel count is small (40 -> 80 at 160x160: 1.05 ms instead of 2.07 ms in
+  the README's run; the NCHW time varies more between runs than the channels-last one). A fused model therefore turns
+  its activations channels-last at the first plugin layer it meets; every later convolution, stock ones included,
+  keeps that layout. Only the memory layout changes (outputs agree to float rounding, tested to 1e-4). It is skipped
+  on GPUs (not measured there), while tracing or exporting (graphs stay layout-free), and for tensors that are not
+  4-D.
 - **Layer scale folded.** A FasterNet block's per-channel layer scale is multiplied into its projecting 1x1 conv.
 - **PConv writes into a preallocated output** (mode ``preallocated``): each output channel is written once, by a
   plain copy or by the convolution's result, where ``slicing`` first copies all channels and then overwrites a
   quarter, and ``split_cat`` goes through ``torch.cat``. It measured fastest of the three at every FasterNet-T0 stage
-  shape, NCHW and channels-last. It is an eager-inference form only: while training,
-  recording gradients or exporting, PConv runs ``split_cat``, so exported graphs have no ScatterND nodes.
+  shape, NCHW and channels-last. It is an eager-inference form only: while training, recording gradients or
+  exporting, PConv runs ``split_cat``, so exported graphs have no ScatterND nodes.
 
 ``select_inference_form(model, channels_last=False)`` turns the layout switch off again, for comparisons.
 """
