@@ -146,3 +146,20 @@ def test_yolo_fuse_selects_channels_last_and_keeps_detections(yaml_name):
     fused.train()
     with torch.no_grad():
         assert not any(_activation_layouts(fused, x)), "training mode never switches layout"
+
+
+@pytest.mark.parametrize(
+    "yaml_name", ["yolov8n-fasternet-seg.yaml", "yolo11n-fasternet-pose.yaml", "yolov8n-fasternet-obb.yaml"]
+)
+def test_predictor_runs_the_inference_form_through_every_task_head(yaml_name):
+    """Ultralytics' predictor fuses its copy (inference form on) and its task post-processing accepts the layout."""
+    import numpy as np
+    from ultralytics import YOLO
+
+    torch.manual_seed(0)
+    model = YOLO(yaml_name, verbose=False)
+    image = np.random.default_rng(0).integers(0, 255, (96, 128, 3), dtype=np.uint8)
+    result = model.predict(image, imgsz=96, conf=1e-9, device="cpu", verbose=False)[0]
+    predictor_model = model.predictor.model.model
+    assert any(getattr(m, "channels_last", False) for m in predictor_model.modules())
+    assert len(result) > 0, "at conf=1e-9 random weights give detections, so post-processing really ran"
