@@ -146,6 +146,18 @@ def detect_layout(keys) -> str:
     return "official" if official else "timm"
 
 
+# The classifier's keys: (official prefix, timm prefix); each direction of the renaming reads this one table.
+_HEAD_PREFIXES = (("avgpool_pre_head.1.", "conv_head."), ("head.", "classifier."))
+
+
+def _swap_prefix(key: str, prefixes) -> str:
+    """``key`` with the first matching ``(old, new)`` prefix replaced; unchanged when none matches."""
+    for old, new in prefixes:
+        if key.startswith(old):
+            return new + key[len(old) :]
+    return key
+
+
 def official_to_timm(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Rename the keys of an official-layout FasterNet state_dict to timm's layout (values are shared, not copied)."""
     out = {}
@@ -154,10 +166,8 @@ def official_to_timm(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.
         if m:  # official stage 2k holds timm stage k's blocks, official stage 2k-1 its merging layer
             n, rest = int(m[1]), m[2]
             key = f"stages.{n // 2}.{rest}" if n % 2 == 0 else f"stages.{(n + 1) // 2}.downsample.{rest}"
-        elif key.startswith("avgpool_pre_head.1."):
-            key = "conv_head." + key[len("avgpool_pre_head.1.") :]
-        elif key.startswith("head."):
-            key = "classifier." + key[len("head.") :]
+        else:
+            key = _swap_prefix(key, _HEAD_PREFIXES)
         out[key] = value
     return out
 
@@ -173,10 +183,8 @@ def timm_to_official(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.
                 key = f"stages.{2 * n - 1}.{rest[len('downsample.') :]}"
             else:
                 key = f"stages.{2 * n}.{rest}"
-        elif key.startswith("conv_head."):
-            key = "avgpool_pre_head.1." + key[len("conv_head.") :]
-        elif key.startswith("classifier."):
-            key = "head." + key[len("classifier.") :]
+        else:
+            key = _swap_prefix(key, [(timm, official) for official, timm in _HEAD_PREFIXES])
         out[key] = value
     return out
 
