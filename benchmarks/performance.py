@@ -49,13 +49,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugins"))  # a ch
 from ultralytics import YOLO  # noqa: E402
 from ultralytics.cfg import get_cfg  # noqa: E402
 from ultralytics.nn.modules import C2f  # noqa: E402
-from ultralytics.nn.tasks import BaseModel  # noqa: E402
 from ultralytics.utils import LOGGER  # noqa: E402
 from ultralytics.utils.torch_utils import get_flops  # noqa: E402
 
 import yolo_fasternet  # noqa: E402,F401 - registers the plugin modules
 from yolo_fasternet import C2f_Faster, FasterNetBlock, PConv  # noqa: E402
-from yolo_fasternet.inference_form import select_inference_form  # noqa: E402
+from yolo_fasternet.inference_form import fused_copy  # noqa: E402
 
 CL = torch.channels_last
 MODELS = {  # model -> its stock counterpart (None: is stock)
@@ -98,14 +97,6 @@ def table(header: list[str], rows: list[list]) -> None:
 
 def gflops_per_s(flops: float, ms: float) -> float:
     return flops / ms / 1e6
-
-
-def fused(module: nn.Module, channels_last: bool = True) -> nn.Module:
-    """A fused copy of a bare module, the way ``model.fuse()`` fuses a model (BN folding, then the inference form)."""
-    holder = BaseModel()
-    holder.model = copy.deepcopy(module)
-    holder.fuse(verbose=False)
-    return select_inference_form(holder.model, channels_last).eval()
 
 
 # ----------------------------------------------------------------------------------------------------- machine
@@ -259,8 +250,8 @@ def section_block(args) -> None:
         x_cl = x.contiguous(memory_format=CL)
         variants = {
             "unfused": (unfused, x),
-            "fused NCHW": (fused(unfused, channels_last=False), x),
-            "fused channels-last": (fused(unfused), x_cl),
+            "fused NCHW": (fused_copy(unfused, channels_last=False), x),
+            "fused channels-last": (fused_copy(unfused), x_cl),
         }
         with torch.inference_mode():
             reference = unfused(x)

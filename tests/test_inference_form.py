@@ -13,7 +13,7 @@ from torch import nn
 from ultralytics.nn.modules import Conv
 
 from yolo_fasternet import C2f_Faster, C3k2_Faster, FasterNetBlock, PatchEmbed, PatchMerging, PConv
-from yolo_fasternet.inference_form import select_inference_form
+from yolo_fasternet.inference_form import fused_copy
 
 from conftest import randomize_batchnorm
 
@@ -46,16 +46,6 @@ def _model(name: str) -> nn.Module:
     return model.eval()
 
 
-def _fused(model: nn.Module, channels_last: bool = True) -> nn.Module:
-    """Fuse a copy the way Ultralytics' BaseModel.fuse() does (with the plugin registered, as in every process)."""
-    from ultralytics.nn.tasks import BaseModel
-
-    holder = BaseModel()
-    holder.model = copy.deepcopy(model)
-    holder.fuse(verbose=False)
-    return select_inference_form(holder.model, channels_last=channels_last)
-
-
 def _training_form(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """The form training runs: split_cat PConv, BN unfused, autograd recording (eval statistics, so comparable)."""
     with torch.enable_grad():
@@ -68,8 +58,8 @@ def test_fused_inference_form_equals_the_training_form(name):
     model, x = _model(name), _input_for(name)
     expected = _training_form(model, x)
     with torch.inference_mode():
-        torch.testing.assert_close(_fused(model)(x), expected, **TOL)
-        torch.testing.assert_close(_fused(model, channels_last=False)(x), expected, **TOL)
+        torch.testing.assert_close(fused_copy(model)(x), expected, **TOL)
+        torch.testing.assert_close(fused_copy(model, channels_last=False)(x), expected, **TOL)
         torch.testing.assert_close(model(x.contiguous(memory_format=torch.channels_last)), expected, **TOL)
 
 
@@ -80,7 +70,7 @@ def test_traced_and_onnx_exports_equal_the_training_form_without_scatternd(name,
     onnxruntime = pytest.importorskip("onnxruntime")
     model, x = _model(name), _input_for(name)
     expected = _training_form(model, x)
-    fused = _fused(model)
+    fused = fused_copy(model)
     with torch.inference_mode():
         traced = torch.jit.trace(fused, x)
         traced_out = traced(x)
@@ -100,7 +90,7 @@ def test_fuse_folds_the_layer_scale_into_the_projection():
     """After fuse() the block has no layer scale left; its projection carries it."""
     model = _model("fasternet-block-layer-scale")
     scale = model.layer_scale.detach().clone()
-    fused = _fused(model)
+    fused = fused_copy(model)
     assert fused.layer_scale is None
     torch.testing.assert_close(fused.project.weight, model.project.weight * scale.view(-1, 1, 1, 1))
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import copy
-
 import pytest
 import torch
 from torch import nn
@@ -11,18 +9,9 @@ from ultralytics.nn.modules import C2f, Conv
 
 from yolo_fasternet import C2f_Faster, FasterNetBlock, PatchEmbed, PatchMerging, PConv
 from yolo_fasternet.activation import model_activation
+from yolo_fasternet.inference_form import fused_copy
 
 from conftest import randomize_batchnorm
-
-
-def _fuse(module: nn.Module) -> nn.Module:
-    """Fuse the way Ultralytics' BaseModel.fuse() does, on a copy."""
-    from ultralytics.nn.tasks import BaseModel
-
-    holder = BaseModel()
-    holder.model = copy.deepcopy(module)
-    holder.fuse(verbose=False)
-    return holder.model
 
 
 def test_pconv_convolves_only_the_first_quarter_of_channels():
@@ -138,7 +127,7 @@ def test_fuse_folds_every_batchnorm_and_keeps_outputs(build):
     torch.manual_seed(0)
     model = randomize_batchnorm(build()).eval()
     x = torch.randn(2, 3, 64, 64)
-    fused = _fuse(model)
+    fused = fused_copy(model)
     assert not any(isinstance(m, nn.BatchNorm2d) for m in fused.modules())
     with torch.no_grad():
         assert torch.allclose(model(x), fused(x), atol=1e-4)

@@ -21,6 +21,8 @@ Measured with ``benchmarks/performance.py`` on a 2-core AVX-512 CPU (see the REA
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
 
@@ -62,3 +64,13 @@ def select_inference_form(model: nn.Module, channels_last: bool = True) -> nn.Mo
         if hasattr(type(module), "channels_last"):
             module.channels_last = channels_last
     return model
+
+
+def fused_copy(module: nn.Module, channels_last: bool = True) -> nn.Module:
+    """A fused copy of a bare module (a block, a stack of layers), fused exactly as ``model.fuse()`` fuses a model."""
+    from ultralytics.nn.tasks import BaseModel
+
+    holder = BaseModel()
+    holder.model = copy.deepcopy(module)
+    holder.fuse(verbose=False)
+    return select_inference_form(holder.model, channels_last)
