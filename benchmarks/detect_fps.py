@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.util
 import io
 import statistics
 import sys
@@ -30,15 +29,9 @@ import numpy as np
 import torch
 import ultralytics
 
+from yolo_fasternet.apps import detect as detect_yolo  # the pipeline measured is the command's own
+
 REPO = Path(__file__).resolve().parents[1]
-
-
-def load_detect_yolo():
-    """Import detect_yolo.py from the checkout: the pipeline measured is the script's, not a copy of it."""
-    spec = importlib.util.spec_from_file_location("detect_yolo", REPO / "detect_yolo.py")
-    module = sys.modules["detect_yolo"] = importlib.util.module_from_spec(spec)  # its dataclasses look it up there
-    spec.loader.exec_module(module)
-    return module
 
 
 def make_video(path: Path, frames: int, size: tuple[int, int] = (640, 480), fps: float = 30) -> Path:
@@ -91,7 +84,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="cpu", help="default: %(default)s")
     args = parser.parse_args(argv)
 
-    detect_yolo = load_detect_yolo()
     with tempfile.TemporaryDirectory() as tmp:
         video = args.video or make_video(Path(tmp) / "benchmark.mp4", args.frames)
         capture = cv2.VideoCapture(str(video))

@@ -54,7 +54,7 @@ from ultralytics.utils.torch_utils import get_flops  # noqa: E402
 
 import yolo_fasternet  # noqa: E402,F401 - registers the plugin modules
 from yolo_fasternet import C2f_Faster, FasterNetBlock, PConv  # noqa: E402
-from yolo_fasternet.inference_form import fused_copy  # noqa: E402
+from yolo_fasternet.integration.inference_form import fused_copy  # noqa: E402
 
 CL = torch.channels_last
 MODELS = {  # model -> its stock counterpart (None: is stock)

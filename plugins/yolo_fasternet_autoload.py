@@ -2,7 +2,8 @@
 
 ``yolo_fasternet.pth`` (installed into site-packages) imports this module at interpreter start-up. It imports
 neither torch nor Ultralytics: it only puts a finder on ``sys.meta_path`` that waits for ``ultralytics.nn.tasks``
-to finish executing and then imports ``yolo_fasternet``, which registers the plugin modules. That covers the
+to finish executing and then imports ``yolo_fasternet``, which registers its modules and those every installed
+distribution declares under the entry-point group ``yolo_fasternet.modules``. That covers the
 stock ``yolo`` command, DDP worker processes and loading a checkpoint anywhere. ``YOLO_FASTERNET_AUTOLOAD=0``
 turns it off.
 """

@@ -3,22 +3,12 @@
 from __future__ import annotations
 
 import csv
-import json
-import sys
 
 import pytest
 
-from conftest import REPO
-
-sys.path.insert(0, str(REPO))  # ablate_yolo.py is a top-level script, not part of the package
-import ablate_yolo  # noqa: E402
+from yolo_fasternet.apps import ablate as ablate_yolo
 
 METRICS = ("precision", "recall", "mAP50", "mAP50-95")
-
-
-def test_pareto_front_keeps_only_non_dominated_models():
-    points = {"a": (10.0, 0.30), "b": (20.0, 0.40), "c": (25.0, 0.35), "d": (5.0, 0.10), "e": (10.0, 0.25)}
-    assert ablate_yolo.pareto_front(points) == ["d", "a", "b"]  # c: slower and worse than b; e: ties a, worse mAP
 
 
 def test_write_atomic_replaces_whole_file_and_leaves_no_temporary(tmp_path):
@@ -29,49 +19,34 @@ def test_write_atomic_replaces_whole_file_and_leaves_no_temporary(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["results.csv"]
 
 
-def _row(model, seed, cpu, m):
-    base = {c: 1.0 for c in ablate_yolo.COLUMNS}
-    return {
-        **base,
-        "model": model,
-        "seed": seed,
-        "cpu_latency_ms": cpu,
-        "gpu_latency_ms": None,
-        **dict.fromkeys(METRICS, m),
-    }
+class FakeExecutor:
+    """What a successful executor leaves behind, without training; records what it was asked to run."""
+
+    def __init__(self):
+        self.launched = []
+
+    def run(self, specs, log_of, on_epochs, on_done):
+        for spec in specs:
+            self.launched.append((spec["model"], spec["seed"]))
+            ablate_yolo.prepare_run_folder(spec)
+            record = {"epoch_times_s": [1.0], "peak_mem_mb": 1.0, "peak_gpu_mem_mb": None}
+            ablate_yolo.record_results(spec, {**record, **dict.fromkeys(METRICS, 0.5)})
+            on_epochs(spec["train"]["epochs"])
+            on_done(spec)
 
 
-def test_markdown_reports_mean_std_and_deltas_against_the_first_model():
-    rows = [
-        _row("base", 0, 10.0, 0.20),
-        _row("base", 1, 10.0, 0.30),
-        _row("other", 0, 12.0, 0.30),
-        _row("other", 1, 12.0, 0.40),
-    ]
-    md = ablate_yolo.markdown(rows, ["base", "other"], "# title")
-    assert "| base | 2 |" in md and "0.25 ± 0.0707" in md
-    assert "GPU ms" not in md  # a column without any value is left out
-    delta = next(line for line in md.splitlines() if line.startswith("| other |") and "pt" in line)
-    assert "+20.0%" in delta and "+10 pt" in delta
-
-
-def test_finished_runs_are_skipped_and_unfinished_ones_restart(tmp_path, monkeypatch):
-    launched = []
-
-    def fake_launch(spec, bar, log):  # what a successful worker leaves behind, without training
-        launched.append((spec["model"], spec["seed"]))
-        from pathlib import Path
-
-        folder = Path(spec["run"])
-        folder.mkdir(parents=True, exist_ok=True)
-        record = {"epoch_times_s": [1.0], "peak_mem_mb": 1.0, "peak_gpu_mem_mb": None, **dict.fromkeys(METRICS, 0.5)}
-        ablate_yolo.write_atomic(folder / "metrics.json", json.dumps(record))
-        ablate_yolo.write_atomic(folder / ablate_yolo.DONE, "")
-        bar.update(spec["train"]["epochs"])
-
+@pytest.fixture
+def fake_runs(monkeypatch):
+    executor = FakeExecutor()
     measured = {"params": 1, "gflops": 1.0, "cpu_latency_ms": 1.0, "gpu_latency_ms": None}
-    monkeypatch.setattr(ablate_yolo, "launch", fake_launch)
+    monkeypatch.setattr(ablate_yolo, "make_executor", lambda args, device: executor)
+    monkeypatch.setattr(ablate_yolo, "preflight", lambda *a: None)  # a.yaml and b.yaml are names, not files
     monkeypatch.setattr(ablate_yolo, "measure_models", lambda names, *a: {n: measured for n in names})
+    return executor
+
+
+def test_finished_runs_are_skipped_and_unfinished_ones_restart(tmp_path, fake_runs):
+    launched = fake_runs.launched
     argv = ["--models", "a.yaml", "b.yaml", "--seeds", "0", "1", "--device", "cpu", "--out", str(tmp_path)]
     ablate_yolo.main(argv)
     assert len(launched) == 4
@@ -83,9 +58,35 @@ def test_finished_runs_are_skipped_and_unfinished_ones_restart(tmp_path, monkeyp
     assert len(launched) == 5
 
 
+def test_repeated_models_and_seeds_run_once_and_say_so(tmp_path, fake_runs, capsys):
+    argv = ["--models", "a.yaml", "b.yaml", "a.yaml", "--seeds", "0", "0", "1", "--device", "cpu"]
+    assert ablate_yolo.main([*argv, "--out", str(tmp_path)]) == 0
+    assert sorted(fake_runs.launched) == [("a.yaml", 0), ("a.yaml", 1), ("b.yaml", 0), ("b.yaml", 1)]
+    err = capsys.readouterr().err
+    assert "--models: a.yaml given more than once" in err and "--seeds: 0 given more than once" in err
+    rows = list(csv.DictReader((tmp_path / "results.csv").open()))
+    assert [(r["model"], r["seed"]) for r in rows] == [("a", "0"), ("b", "0"), ("a", "1"), ("b", "1")]
+
+
+def test_two_models_with_the_same_name_are_refused_before_any_training(tmp_path, fake_runs, capsys):
+    argv = ["--models", "a.yaml", "other/a.yaml", "--device", "cpu", "--out", str(tmp_path)]
+    with pytest.raises(SystemExit) as exc:
+        ablate_yolo.main(argv)
+    assert exc.value.code == 2 and fake_runs.launched == []
+    assert "a.yaml and other/a.yaml have the same name 'a'" in capsys.readouterr().err
+
+
+def test_preset_fills_only_the_arguments_not_given(monkeypatch):
+    preset = ablate_yolo.PRESETS["quick"]
+    args = ablate_yolo.parse_args(["--preset", "quick", "--epochs", "2", "lr0=0.01"])
+    assert (args.epochs, args.imgsz, args.batch, args.seeds) == (2, preset.imgsz, preset.batch, list(preset.seeds))
+    assert args.models == list(preset.models) and args.jobs == preset.jobs and args.data is None
+    assert args.overrides == {**preset.train, "lr0": 0.01}
+
+
 @pytest.mark.slow
 def test_two_tiny_models_one_epoch_end_to_end(tmp_path, capsys):
-    from yolo_fasternet.synthetic_data import make_synthetic_dataset
+    from yolo_fasternet.apps.synthetic_data import make_synthetic_dataset
 
     data = make_synthetic_dataset(tmp_path / "data", n_train=16, n_val=8, imgsz=64)
     out = tmp_path / "ablate"

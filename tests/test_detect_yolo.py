@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import signal
@@ -16,15 +15,20 @@ import cv2
 import numpy as np
 import pytest
 
-from yolo_fasternet.live_capture import LatestFrameCapture
-from yolo_fasternet.video_source import SourceError, parse_source
+from yolo_fasternet.apps import detect as detect_yolo
+from yolo_fasternet.apps.live_capture import LatestFrameCapture
+from yolo_fasternet.apps.video_source import SourceError, parse_source
+from yolo_fasternet.cli import main as cli_main
 
 from conftest import REPO
 
 SCRIPT = REPO / "detect_yolo.py"
-_spec = importlib.util.spec_from_file_location("detect_yolo", SCRIPT)
-detect_yolo = sys.modules["detect_yolo"] = importlib.util.module_from_spec(_spec)  # dataclasses look it up there
-_spec.loader.exec_module(detect_yolo)
+
+
+def detect_command(argv: list[str]) -> int:
+    """``yolo-fasternet detect ...`` in this process."""
+    return cli_main(["detect", *argv])
+
 
 TINY = ["--weights", "yolov8n-fasternet.yaml", "--imgsz", "96"]  # random weights: the pipeline, not the boxes
 SIZE = (160, 120)  # width, height: not square, so letterboxing and the saved size are both exercised
@@ -129,7 +133,7 @@ def test_video_file_processes_every_frame_and_saves_it(tmp_path):
 
 def test_max_frames_stops_a_file_early(tmp_path, capsys, no_display):
     video = write_video(tmp_path / "clip.mp4", frames=20, fps=25)
-    code = detect_yolo.main([*TINY, "--source", str(video), "--max-frames", "7", "--save", "--output", str(tmp_path)])
+    code = detect_command([*TINY, "--source", str(video), "--max-frames", "7", "--save", "--output", str(tmp_path)])
     summary = parse_summary(capsys.readouterr().out)
     assert code == 0
     assert (summary["read"], summary["processed"], summary["dropped"]) == (7, 7, 0)
@@ -144,7 +148,7 @@ def test_image_folder_saves_each_image(tmp_path, capsys, no_display):
         cv2.imwrite(str(folder / name), np.full((h, w, 3), 127, np.uint8))
     (folder / "notes.txt").write_text("not an image")
     out = tmp_path / "out"
-    assert detect_yolo.main([*TINY, "--source", str(folder), "--save", "--output", str(out), "--no-show"]) == 0
+    assert detect_command([*TINY, "--source", str(folder), "--save", "--output", str(out), "--no-show"]) == 0
     summary = parse_summary(capsys.readouterr().out)
     assert (summary["read"], summary["processed"], summary["dropped"]) == (2, 2, 0)
     assert {p.name: cv2.imread(str(p)).shape[:2] for p in out.iterdir()} == shapes
@@ -174,14 +178,14 @@ def test_live_source_drops_stale_frames_and_latency_stays_bounded(tmp_path, caps
     monkeypatch.setattr(detect_yolo, "load_model", lambda weights: SlowModel(load_model(weights), delay=0.025))
     video = write_video(tmp_path / "fast.mp4", frames=100, fps=100)
     out = tmp_path / "out"
-    assert detect_yolo.main([*TINY, "--source", str(video), "--live", "--save", "--output", str(out)]) == 0
+    assert detect_command([*TINY, "--source", str(video), "--live", "--save", "--output", str(out)]) == 0
     summary = parse_summary(capsys.readouterr().out)
     assert summary["read"] == 100
     assert summary["dropped"] > 0
     assert summary["processed"] + summary["dropped"] == summary["read"]
     check_timings(summary)
     assert summary["latency"][1] < 300, summary["latency"]  # p95 in ms
-    # the live video follows the capture timestamps: held frames fill the dropped ones' slots
+    # the live video has one frame per source frame: held frames fill the dropped ones' slots
     frames, fps, size = read_video(out / "fast.mp4")
     assert size == SIZE and fps == pytest.approx(100)
     assert frames == summary["saved_frames"]
@@ -230,7 +234,9 @@ def one_error_line(stderr: str) -> str:
     """The error line of a failed run, checking it is the only one and that no traceback came with it."""
     assert "Traceback" not in stderr
     errors = [line for line in stderr.splitlines() if "error" in line.lower()]
-    assert len(errors) == 1 and errors[0].startswith("detect_yolo.py: error: "), stderr
+    assert len(errors) == 1 and errors[0].startswith(("detect_yolo.py: error: ", "yolo-fasternet detect: error: ")), (
+        stderr
+    )
     return errors[0]
 
 
@@ -259,7 +265,7 @@ def test_missing_file_and_camera_fail_cleanly_in_a_real_process(tmp_path):
         ("rtsp://127.0.0.1:9/none", "yolov8n-fasternet.yaml", "cannot open stream rtsp://127.0.0.1:9/none"),
         ("garbage.mp4", "yolov8n-fasternet.yaml", "cannot read video garbage.mp4"),
         ("empty", "yolov8n-fasternet.yaml", "no images in folder empty"),
-        ("clip.mp4", "missing.pt", "weights not found: missing.pt"),
+        ("clip.mp4", "missing.pt", "model missing.pt: no such file"),
     ],
     ids=["unreachable-stream", "unreadable-video", "folder-without-images", "missing-weights"],
 )
@@ -268,7 +274,7 @@ def test_more_errors_are_one_line_with_exit_1(tmp_path, capsys, monkeypatch, sou
     (tmp_path / "garbage.mp4").write_bytes(b"\x00not a video" * 100)
     (tmp_path / "empty").mkdir()
     write_video(tmp_path / "clip.mp4", frames=2, fps=25)
-    assert detect_yolo.main(["--weights", weights, "--source", source, "--no-show"]) == 1
+    assert detect_command(["--weights", weights, "--source", source, "--no-show"]) == 1
     assert message in one_error_line(capsys.readouterr().err)
 
 

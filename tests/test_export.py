@@ -15,8 +15,8 @@ import pytest
 import torch
 from ultralytics import YOLO
 
-from yolo_fasternet.model_yamls import cfg_dir
-from yolo_fasternet.zoo import scaled_name
+from yolo_fasternet.apps.zoo import scaled_name
+from yolo_fasternet.integration.yaml_lookup import cfg_dir
 
 from conftest import randomize_batchnorm
 

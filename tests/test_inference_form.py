@@ -13,7 +13,7 @@ from torch import nn
 from ultralytics.nn.modules import Conv
 
 from yolo_fasternet import C2f_Faster, C3k2_Faster, FasterNetBlock, PatchEmbed, PatchMerging, PConv
-from yolo_fasternet.inference_form import fused_copy
+from yolo_fasternet.integration.inference_form import fused_copy
 
 from conftest import randomize_batchnorm
 

@@ -8,8 +8,8 @@ from torch import nn
 from ultralytics.nn.modules import C2f, Conv
 
 from yolo_fasternet import C2f_Faster, FasterNetBlock, PatchEmbed, PatchMerging, PConv
-from yolo_fasternet.activation import model_activation
-from yolo_fasternet.inference_form import fused_copy
+from yolo_fasternet.integration.inference_form import fused_copy
+from yolo_fasternet.nn.activation import model_activation
 
 from conftest import randomize_batchnorm
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import importlib.util
 import json
 import re
 import sys
@@ -19,7 +18,9 @@ from ultralytics import YOLO
 from ultralytics.nn.tasks import DetectionModel
 
 from yolo_fasternet import cfg_dir, pretrained
-from yolo_fasternet.fine_tuning import FreezeBackbone, LoadBackboneWeights
+from yolo_fasternet.apps import train as train_yolo
+from yolo_fasternet.apps.synthetic_data import make_synthetic_dataset
+from yolo_fasternet.cli import main as cli_main
 from yolo_fasternet.pretrained import (
     BackboneWeightsError,
     BackboneWeightsNotFoundError,
@@ -31,7 +32,7 @@ from yolo_fasternet.pretrained import (
     read_backbone_checkpoint,
     timm_to_official,
 )
-from yolo_fasternet.synthetic_data import make_synthetic_dataset
+from yolo_fasternet.pretrained.fine_tuning import FreezeBackbone, LoadBackboneWeights
 
 from conftest import REPO, randomize_batchnorm, run_checked
 
@@ -41,9 +42,11 @@ SCALE_OF = {"t0": "n", "t1": "s", "t2": "m"}  # yolov8-fasternet scales built as
 BACKBONE_LAYERS = 8  # yolov8-fasternet: layers 0-7
 TAPS = {3: 1, 5: 2, 7: 3}  # our P3/P4/P5 layers -> timm stage index in forward_intermediates
 SCRIPT = REPO / "train_yolo.py"
-_spec = importlib.util.spec_from_file_location("train_yolo", SCRIPT)
-train_yolo = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(train_yolo)
+
+
+def weights_command(argv: list[str]) -> int:
+    """``yolo-fasternet weights ...`` in this process."""
+    return cli_main(["weights", *argv])
 
 
 @functools.cache
@@ -373,20 +376,18 @@ def test_download_goes_through_timm(monkeypatch, tmp_path):
 def test_command_line(tmp_path, capsys):
     src = _save(_reference("t0").state_dict(), tmp_path / "t0-timm.pth")
     out = tmp_path / "t0-official.pth"
-    assert pretrained.main(["convert", str(src), str(out), "--layout", "official"]) == 0
+    assert weights_command(["convert", str(src), str(out), "--layout", "official"]) == 0
     converted = torch.load(out, weights_only=True)
     assert detect_layout(converted) == "official" and converted.keys() == timm_to_official(torch.load(src)).keys()
-    assert pretrained.main(["info", str(out)]) == 0
-    assert pretrained.main(["load", str(out), "--model", "yolov8n-fasternet.yaml"]) == 0
+    assert weights_command(["info", str(out)]) == 0
+    assert weights_command(["load", str(out), "--model", "yolov8n-fasternet.yaml"]) == 0
     text = capsys.readouterr().out
     assert "layout   official" in text and "fasternet_t0 (embed 40, depths 1-2-8-2)" in text
     assert "loaded 128 tensors into model layers 0-7" in text
-    with pytest.raises(SystemExit) as exc:
-        pretrained.main(["info", str(tmp_path / "nope.pth")])
-    assert exc.value.code == 1
+    assert weights_command(["info", str(tmp_path / "nope.pth")]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1
-    assert err.startswith(f"python -m yolo_fasternet.pretrained: error: {tmp_path / 'nope.pth'}: no such file (also ")
+    assert err.startswith(f"yolo-fasternet weights: error: {tmp_path / 'nope.pth'}: no such file (also ")
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -447,9 +448,8 @@ def _expected_backbone(path: Path) -> dict[str, torch.Tensor]:
 
 def test_train_script_refuses_a_wrong_variant_before_training(tmp_path, capsys):
     path = _save(_reference("t1").state_dict(), tmp_path / "t1.pth")
-    with pytest.raises(SystemExit) as exc:
-        train_yolo.main(["--backbone-weights", str(path), "--data", str(tmp_path / "unused.yaml")])  # never read
-    assert exc.value.code == 2
+    # a file that does not fit the model is failed work (status 1), found before the dataset is read
+    assert train_yolo.main(["--backbone-weights", str(path), "--data", str(tmp_path / "unused.yaml")]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f": error: {path}: checkpoint is fasternet_t1 (embed 64" in err
 
@@ -476,10 +476,8 @@ def test_train_script_trains_from_the_loaded_backbone(tmp_path):
 
 
 RECORDING_RUN = """
-import importlib.util, sys, torch
-spec = importlib.util.spec_from_file_location("train_yolo", sys.argv[1])
-train_yolo = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(train_yolo)
+import sys, torch, ultralytics
+from yolo_fasternet.apps import train as train_yolo
 from yolo_fasternet.pretrained import find_backbone
 records = {}
 
@@ -489,15 +487,15 @@ def snapshot(trainer, model=None):
     grads = [p.requires_grad for p in find_backbone(model).parameters()]
     return {"state": state, "backbone_requires_grad": grads}
 
-class RecordingYOLO(train_yolo.YOLO):
+class RecordingYOLO(ultralytics.YOLO):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.add_callback("on_train_start", lambda t: records.update(start=snapshot(t), ema=snapshot(t, t.ema.ema)))
         self.add_callback("on_train_epoch_end", lambda t: records.update({f"epoch{t.epoch}": snapshot(t)}))
 
-train_yolo.YOLO = RecordingYOLO
-assert train_yolo.main(sys.argv[3:]) == 0
-torch.save(records, sys.argv[2])
+ultralytics.YOLO = RecordingYOLO  # the train command loads the model through `from ultralytics import YOLO`
+assert train_yolo.main(sys.argv[2:]) == 0
+torch.save(records, sys.argv[1])
 """
 
 
@@ -509,7 +507,7 @@ def test_frozen_backbone_keeps_loaded_weights_then_trains(tmp_path):
     records_file = tmp_path / "records.pt"
     args = ["--data", str(data), *"--epochs 2 --imgsz 64 --batch 4 --nbs 4 plots=False val=False".split()]
     args += ["--backbone-weights", str(weights), "--freeze-backbone", "1", "--project", str(tmp_path / "runs")]
-    run_checked([sys.executable, "-c", RECORDING_RUN, str(SCRIPT), str(records_file), *args], cwd=tmp_path, timeout=300)
+    run_checked([sys.executable, "-c", RECORDING_RUN, str(records_file), *args], cwd=tmp_path, timeout=300)
     records = torch.load(records_file, weights_only=False)
     loaded = _expected_backbone(weights)
 

@@ -16,11 +16,11 @@ from conftest import REPO, run_python
 
 YOLO_CLI = Path(sys.executable).with_name("yolo")
 OUR_CLASS_PATHS = {
-    "yolo_fasternet.fasternet_block.FasterNetBlock",
-    "yolo_fasternet.patch_layers.PatchEmbed",
-    "yolo_fasternet.patch_layers.PatchMerging",
-    "yolo_fasternet.pconv.PConv",
-    "yolo_fasternet.fasternet_block.DropPath",
+    "yolo_fasternet.nn.fasternet_block.FasterNetBlock",
+    "yolo_fasternet.nn.patch_layers.PatchEmbed",
+    "yolo_fasternet.nn.patch_layers.PatchMerging",
+    "yolo_fasternet.nn.pconv.PConv",
+    "yolo_fasternet.nn.fasternet_block.DropPath",
 }
 
 
@@ -43,7 +43,7 @@ def trained(tmp_path_factory) -> Path:
         "train", "model=yolov8n-fasternet.yaml", f"data={data}", "epochs=1", "imgsz=64", "batch=4", "workers=0",
         "device=cpu", f"project={cwd / 'runs'}", "name=train", "plots=False", cwd=cwd,
     )  # fmt: skip
-    assert "yolo_fasternet.patch_layers.PatchEmbed" in out  # the model table names the plugin modules
+    assert "yolo_fasternet.nn.patch_layers.PatchEmbed" in out  # the model table names the plugin modules
     best = cwd / "runs" / "train" / "weights" / "best.pt"
     assert best.is_file(), out[-3000:]
     return best
@@ -99,7 +99,7 @@ result = model.predict(torch.rand(1, 3, 64, 64), verbose=False)[0]
 print(type(model.model.model[1]).__module__, tuple(result.boxes.shape))
 """
     out = run_python(code, env={"YOLO_FASTERNET_AUTOLOAD": autoload}).stdout
-    assert "yolo_fasternet.fasternet_block" in out
+    assert "yolo_fasternet.nn.fasternet_block" in out
 
 
 @pytest.mark.slow
@@ -116,6 +116,46 @@ print("loaded", type(ckpt["model"].model[0]).__name__)
     # Control: without the plugin registered (autoload off, nothing imported) restricted loading refuses the file.
     with pytest.raises(AssertionError, match="outside the supported"):
         run_python(code, env={"ULTRALYTICS_SAFE_LOAD": "1", "YOLO_FASTERNET_AUTOLOAD": "0"})
+
+
+@pytest.fixture(scope="module")
+def legacy_checkpoint(trained, tmp_path_factory) -> Path:
+    """``trained`` re-saved with the class paths of the flat 0.1.0 layout (``yolo_fasternet.pconv.PConv``, ...)."""
+    from yolo_fasternet.integration.legacy_paths import LEGACY_MODULES
+    from yolo_fasternet.integration.registry import CHECKPOINT_CLASSES
+
+    current_to_legacy = {new: old for old, new in LEGACY_MODULES.items()}
+    ckpt = torch.load(trained, map_location="cpu", weights_only=False)
+    path = tmp_path_factory.mktemp("legacy") / "legacy.pt"
+    moved = [cls for cls in CHECKPOINT_CLASSES if cls.__module__ in current_to_legacy]
+    try:  # pickle stores cls.__module__; the old module names resolve to the same classes through the aliases
+        for cls in moved:
+            cls.__module__ = current_to_legacy[cls.__module__]
+        torch.save(ckpt, path)
+    finally:
+        for cls in moved:
+            cls.__module__ = LEGACY_MODULES[cls.__module__]
+    return path
+
+
+@pytest.mark.slow
+def test_checkpoints_of_the_flat_layout_still_load(legacy_checkpoint):
+    listed = (
+        "import json, torch; "
+        f"print(json.dumps(torch.serialization.get_unsafe_globals_in_checkpoint({str(legacy_checkpoint)!r})))"
+    )
+    out = run_python(listed, env={"YOLO_FASTERNET_AUTOLOAD": "0"}).stdout
+    stored = {g for g in json.loads(out.strip().splitlines()[-1]) if "fasternet" in g}
+    assert stored == {path.replace(".nn.", ".") for path in OUR_CLASS_PATHS}  # really the old paths
+    code = f"""
+from ultralytics import YOLO
+import torch
+model = YOLO({str(legacy_checkpoint)!r})
+result = model.predict(torch.rand(1, 3, 64, 64), verbose=False)[0]
+print("loaded", type(model.model.model[1]).__module__, tuple(result.boxes.shape))
+"""
+    for env in ({}, {"ULTRALYTICS_SAFE_LOAD": "1"}):
+        assert "loaded yolo_fasternet.nn.fasternet_block" in run_python(code, env=env).stdout, env
 
 
 @pytest.mark.slow
@@ -143,7 +183,7 @@ def test_ddp_worker_script_rebuilds_a_plugin_model(tmp_path, coco8_yaml, model_k
             results[autoload] = proc
         assert results["1"].returncode == 0, results["1"].stderr[-3000:]
         module, params = json.loads(results["1"].stdout.strip().splitlines()[-1])
-        assert module == "yolo_fasternet.patch_layers"
+        assert module == "yolo_fasternet.nn.patch_layers"
         assert params == sum(
             p.numel() for p in trainer.get_model(cfg="yolov8n-fasternet.yaml", verbose=False).parameters()
         )

@@ -16,7 +16,7 @@ from ultralytics.nn.tasks import DetectionModel
 
 import yolo_fasternet
 from yolo_fasternet import C2f_Faster, FasterNetBlock, ModelYamlError, PatchEmbed, RegistrationError
-from yolo_fasternet.parse_model_patch import patched_parse_model
+from yolo_fasternet.integration.parse_model_patch import patched_parse_model
 
 from conftest import REPO, run_python
 
@@ -136,7 +136,7 @@ def test_model_table_shows_plugin_names():
         logger.removeHandler(handler)
     table = "\n".join(records)
     for path in ("patch_layers.PatchEmbed", "fasternet_block.FasterNetBlock", "patch_layers.PatchMerging"):
-        assert f"yolo_fasternet.{path}" in table
+        assert f"yolo_fasternet.nn.{path}" in table
 
 
 def test_stock_models_build_identically_with_and_without_the_plugin(tmp_path):
@@ -237,22 +237,24 @@ def test_local_file_wins_over_bundled_yaml(tmp_path, monkeypatch):
 
 def test_checkpoint_class_paths_are_pinned():
     """Checkpoints pickle these paths: renaming or moving a class orphans every saved model."""
-    from yolo_fasternet.registry import CHECKPOINT_CLASSES
+    from yolo_fasternet.integration.registry import CHECKPOINT_CLASSES
 
     assert sorted(f"{c.__module__}.{c.__qualname__}" for c in CHECKPOINT_CLASSES) == [
-        "yolo_fasternet.c2f_faster.C2f_Faster",
-        "yolo_fasternet.c3k2_faster.C3k2_Faster",
-        "yolo_fasternet.c3k2_faster.C3k_Faster",
-        "yolo_fasternet.fasternet_block.DropPath",
-        "yolo_fasternet.fasternet_block.FasterNetBlock",
-        "yolo_fasternet.patch_layers.PatchEmbed",
-        "yolo_fasternet.patch_layers.PatchMerging",
-        "yolo_fasternet.pconv.PConv",
-        "yolo_fasternet.saconv.SAConv",
+        "yolo_fasternet.nn.c2f_faster.C2f_Faster",
+        "yolo_fasternet.nn.c3k2_faster.C3k2_Faster",
+        "yolo_fasternet.nn.c3k2_faster.C3k_Faster",
+        "yolo_fasternet.nn.fasternet_block.DropPath",
+        "yolo_fasternet.nn.fasternet_block.FasterNetBlock",
+        "yolo_fasternet.nn.patch_layers.PatchEmbed",
+        "yolo_fasternet.nn.patch_layers.PatchMerging",
+        "yolo_fasternet.nn.pconv.PConv",
+        "yolo_fasternet.nn.saconv.SAConv",
+        "yolo_fasternet.nn.timm_backbone.FeatureIndex",
+        "yolo_fasternet.nn.timm_backbone.TimmBackbone",
     ]
 
 
 def test_importing_the_package_in_a_fresh_process_registers():
     code = "import yolo_fasternet; from ultralytics.nn import tasks; print(tasks.C2f_Faster.__module__)"
     out = run_python(code, env={"YOLO_FASTERNET_AUTOLOAD": "0"}).stdout
-    assert "yolo_fasternet.c2f_faster" in out
+    assert "yolo_fasternet.nn.c2f_faster" in out

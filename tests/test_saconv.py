@@ -153,7 +153,7 @@ def test_zoo_counts_the_functional_convolutions_of_saconv():
     costs 2*c1*c2*9*H*W = 59.0 MFLOPs, and SAConv runs the kernel twice, so it adds about 0.118 GFLOPs (plus its tiny
     switch and context convs).
     """
-    from yolo_fasternet.zoo import build
+    from yolo_fasternet.apps.zoo import build
 
     extra = build("yolov8n-saconv.yaml", 320)[1].gflops - build("yolov8n.yaml", 320)[1].gflops
     assert 0.11 < extra < 0.16, extra

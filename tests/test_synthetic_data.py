@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import yaml
 
-from yolo_fasternet import synthetic_data
-from yolo_fasternet.synthetic_data import MANIFEST, NAMES, make_synthetic_dataset
+from yolo_fasternet.apps import synthetic_data
+from yolo_fasternet.apps.synthetic_data import MANIFEST, NAMES, make_synthetic_dataset
 
 SMALL = {"n_train": 8, "n_val": 4, "imgsz": 64}
 
@@ -32,6 +32,35 @@ def test_same_seed_gives_byte_identical_files(tmp_path):
     data_a, data_b = yaml.safe_load(a.read_text()), yaml.safe_load(b.read_text())
     assert (data_a.pop("path"), data_b.pop("path")) == (str(a.parent), str(b.parent))
     assert data_a == data_b
+
+
+def test_hard_mode_is_deterministic_and_cached_under_its_own_name(tmp_path):
+    a = make_synthetic_dataset(tmp_path / "a", mode="hard", **SMALL)
+    b = make_synthetic_dataset(tmp_path / "b", mode="hard", **SMALL)
+    assert a.parent.name == "shapes-hard-v1-8-4-64-s0"
+    assert _contents(a.parent) == _contents(b.parent)
+    assert _contents(a.parent) != _contents(make_synthetic_dataset(tmp_path / "a", **SMALL).parent)
+
+
+def test_hard_mode_has_six_classes_small_and_large_objects(tmp_path):
+    data_yaml = make_synthetic_dataset(tmp_path, mode="hard", n_train=64, n_val=4, imgsz=128)
+    assert yaml.safe_load(data_yaml.read_text())["names"] == dict(enumerate(synthetic_data.HARD_NAMES))
+    rows = [
+        line.split() for f in (data_yaml.parent / "labels" / "train").iterdir() for line in f.read_text().splitlines()
+    ]
+    classes, sides = {int(r[0]) for r in rows}, [max(float(r[3]), float(r[4])) for r in rows]
+    assert classes == set(range(6))
+    assert min(sides) < 0.15 and max(sides) > 0.45  # objects from ~15 px to more than half the 128 px image
+    assert max(len(f.read_text().splitlines()) for f in (data_yaml.parent / "labels" / "train").iterdir()) >= 6
+
+
+def test_hard_mode_boxes_are_valid_and_inside_the_image():
+    for seed in range(5):
+        img, labels = synthetic_data.draw_hard_image(np.random.default_rng(seed), 96)
+        assert img.shape == (96, 96, 3) and labels
+        for cls, x, y, w, h in labels:
+            assert cls in range(6) and w > 0 and h > 0
+            assert 0 <= x - w / 2 and x + w / 2 <= 1 and 0 <= y - h / 2 and y + h / 2 <= 1
 
 
 def test_different_seed_gives_different_images(tmp_path):
@@ -135,6 +164,7 @@ def test_default_root_comes_from_the_environment(tmp_path, monkeypatch):
         ({"imgsz": 64.0}, "imgsz .* got 64.0"),
         ({"seed": -1}, "seed .* got -1"),
         ({"n_train": True}, "n_train .* got True"),
+        ({"mode": "harder"}, "mode must be one of shapes, hard, got 'harder'"),
     ],
 )
 def test_bad_arguments_raise_value_error(tmp_path, kwargs, match):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import subprocess
@@ -14,12 +13,10 @@ import pytest
 import yaml
 from ultralytics.cfg import parse_key_value_pair
 
-from yolo_fasternet.synthetic_data import make_synthetic_dataset
+from yolo_fasternet.apps import train as train_yolo
+from yolo_fasternet.apps.synthetic_data import make_synthetic_dataset
 
 SCRIPT = Path(__file__).resolve().parents[1] / "train_yolo.py"
-_spec = importlib.util.spec_from_file_location("train_yolo", SCRIPT)
-train_yolo = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(train_yolo)
 
 
 def _run_script(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -96,6 +93,8 @@ def fake_training(monkeypatch, tmp_path) -> dict:
     calls = {}
 
     class FakeYOLO:
+        task = "detect"
+
         def __init__(self, model):
             calls["model"] = model
 
@@ -105,9 +104,11 @@ def fake_training(monkeypatch, tmp_path) -> dict:
             self.trainer = SimpleNamespace(save_dir=save_dir, best=save_dir / "best.pt")
             return SimpleNamespace(results_dict={"metrics/mAP50(B)": 0.5})
 
-    monkeypatch.setattr(train_yolo, "YOLO", FakeYOLO)
+    monkeypatch.setattr(train_yolo, "load_model", FakeYOLO)
     monkeypatch.setattr(train_yolo, "make_synthetic_dataset", lambda: tmp_path / "data.yaml")
     monkeypatch.setattr(train_yolo, "default_device", lambda: "cpu")
+    monkeypatch.setattr(train_yolo, "check_device", lambda device: calls.setdefault("device_checked", device))
+    monkeypatch.setattr(train_yolo, "check_dataset", lambda data, task: calls.setdefault("data_checked", data))
     return calls
 
 
@@ -137,6 +138,7 @@ def test_main_leaves_other_datasets_to_ultralytics_defaults(fake_training):
         "data": "coco8.yaml",
         "device": "0",
     }
+    assert (fake_training["device_checked"], fake_training["data_checked"]) == ("0", "coco8.yaml")  # before training
 
 
 def test_unknown_key_from_the_command_line(tmp_path):
@@ -161,3 +163,14 @@ def test_short_training_run(tmp_path):
         assert re.search(rf"^  {re.escape(key)} +\d\.\d{{4}}$", proc.stdout, re.M), key
     run_args = yaml.safe_load((save_dir / "args.yaml").read_text())  # what Ultralytics actually trained with
     assert (run_args["lr0"], run_args["plots"], run_args["imgsz"], run_args["batch"]) == (0.02, False, 64, 4)
+    # The run ends with the next commands to try; the printed `yolo predict` line runs as printed.
+    best = save_dir / "weights" / "best.pt"
+    predict = re.search(r"^  (yolo predict .+)$", proc.stdout, re.M).group(1)
+    assert f"model={best}" in predict and f"source={data.parent / 'images' / 'val'}" in predict
+    assert re.search(rf"^  python detect_yolo.py --weights {re.escape(str(best))} ", proc.stdout, re.M)
+    assert re.search(rf"^  yolo val model={re.escape(str(best))} data={re.escape(str(data))}", proc.stdout, re.M)
+    ran = subprocess.run(
+        [str(Path(sys.executable).with_name("yolo")), *predict.split()[1:], "save=False"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert ran.returncode == 0 and "Speed:" in ran.stdout + ran.stderr, ran.stderr[-2000:]

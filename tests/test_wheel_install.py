@@ -61,7 +61,7 @@ def test_wheel_install_runs_the_stock_cli_entrypoint(wheel_env, tmp_path, coco8_
     proc = subprocess.run([str(wheel_env), "-c", cli, *args], cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
     assert (tmp_path / "w" / "weights" / "best.pt").is_file()
-    assert "yolo_fasternet.c2f_faster.C2f_Faster" in proc.stdout + proc.stderr
+    assert "yolo_fasternet.nn.c2f_faster.C2f_Faster" in proc.stdout + proc.stderr
 
 
 @pytest.mark.slow
@@ -72,3 +72,28 @@ def test_wheel_ships_the_pretrained_manifest(wheel_env, tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "fasternet_t0" in proc.stdout and "fasternet_t0-epoch.281-val_acc1.71.9180.pth" in proc.stdout
+
+
+@pytest.mark.slow
+def test_wheel_installs_the_console_command(wheel_env, tmp_path):
+    """The wheel declares `yolo-fasternet` (pip makes the script from it) and the command runs from site-packages."""
+    site = next(wheel_env.parents[1].glob("lib/python*/site-packages"))
+    (entry_points,) = site.glob("yolo_fasternet-*.dist-info/entry_points.txt")
+    assert "yolo-fasternet = yolo_fasternet.cli:main" in entry_points.read_text()
+    proc = subprocess.run(
+        [str(wheel_env), "-m", "yolo_fasternet", "--help"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert proc.returncode == 0 and "weights" in proc.stdout, proc.stderr[-3000:]
+
+
+def test_editable_install_puts_only_the_startup_hook_into_site_packages(tmp_path):
+    """`pip install -e .` leaves no site-packages/yolo_fasternet/ folder (it would import as an empty package)."""
+    site = tmp_path / "site"
+    argv = [sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "-q", "--target", str(site)]
+    subprocess.run([*argv, "-e", str(REPO)], check=True, capture_output=True, cwd=tmp_path)
+    assert not (site / "yolo_fasternet").exists()
+    assert (site / "yolo_fasternet.pth").read_text().strip() == "import yolo_fasternet_autoload"
+    assert (site / "yolo_fasternet_autoload.py").read_bytes() == (
+        REPO / "plugins" / "yolo_fasternet_autoload.py"
+    ).read_bytes()
+    assert (site / "_yolo_fasternet.pth").read_text().strip() == str(REPO / "plugins")  # the package, from the checkout

@@ -14,8 +14,8 @@ from ultralytics.nn.modules import C3k2
 
 import yolo_fasternet
 from yolo_fasternet import C3k2_Faster, C3k_Faster, FasterNetBlock
-from yolo_fasternet.model_yamls import check_min_ultralytics
-from yolo_fasternet.zoo import scaled_name, stock_counterpart
+from yolo_fasternet.apps.zoo import scaled_name, stock_counterpart
+from yolo_fasternet.integration.yaml_lookup import check_min_ultralytics
 
 pytestmark = pytest.mark.registration
 SCALES = "nsmlx"

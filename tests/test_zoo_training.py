@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from ultralytics import YOLO
 
-from yolo_fasternet.synthetic_data import make_synthetic_dataset
+from yolo_fasternet.apps.synthetic_data import make_synthetic_dataset
 
 
 @pytest.fixture(scope="module")

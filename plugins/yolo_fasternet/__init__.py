@@ -1,23 +1,32 @@
 """yolo-fasternet: FasterNet (CVPR 2023) modules for Ultralytics YOLO model YAMLs.
 
-Importing this package registers every module into the installed Ultralytics (see ``registration``). Installed
-with pip, the package also registers itself in every Python process right after ``ultralytics.nn.tasks`` is
-imported (``yolo_fasternet.pth``), so the stock ``yolo`` command, DDP workers and checkpoint loading need no
+Importing this package registers every module into the installed Ultralytics (see ``integration.registration``), then
+every module other installed packages declare under the entry-point group ``yolo_fasternet.modules``; any package's
+own block joins with ``register_module(cls, like="C2f")`` (see ``integration.plugin_api``).
+Installed with pip, the package also registers itself in every Python process right after ``ultralytics.nn.tasks``
+is imported (``yolo_fasternet.pth``), so the stock ``yolo`` command, DDP workers and checkpoint loading need no
 explicit import.
+
+Layout, by concern:
+
+- ``nn/``: the network modules (PConv, FasterNet block, patch layers, C2f/C3k2-Faster, SAConv), each with its YAML
+  arguments in its docstring and its inference form as ``switch_to_deploy()``;
+- ``integration/``: how they plug into Ultralytics (module table, registration, ``parse_model`` patch, YAML lookup,
+  errors by layer, the ``fuse()`` hook, old checkpoint class paths);
+- ``pretrained/``: FasterNet ImageNet checkpoints (variants, key layouts, files, loading, fine-tuning callbacks);
+- ``apps/``: the commands (train, detect with its video sources and live capture, ablate, zoo, weights, synthetic
+  data), behind one console command, ``yolo-fasternet`` (``cli.py``).
 """
 
-from .c2f_faster import C2f_Faster
-from .c3k2_faster import C3k2_Faster, C3k_Faster
-from .fasternet_block import FasterNetBlock
-from .layer_errors import ModelYamlError
-from .model_yamls import bundled_yaml, cfg_dir
-from .parse_model_patch import RegistrationError
-from .patch_layers import PatchEmbed, PatchMerging
-from .pconv import PConv
-from .registration import is_registered, register
-from .saconv import SAConv
+from .integration.layer_errors import ModelYamlError
+from .integration.legacy_paths import install_legacy_module_aliases
+from .integration.parse_model_patch import RegistrationError
+from .integration.plugin_api import register_entry_point_modules, register_module
+from .integration.registration import is_registered, register, registered_modules
+from .integration.yaml_lookup import bundled_yaml, cfg_dir
+from .nn import C2f_Faster, C3k2_Faster, C3k_Faster, FasterNetBlock, PatchEmbed, PatchMerging, PConv, SAConv
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 __all__ = [
     "C2f_Faster",
     "C3k2_Faster",
@@ -33,6 +42,10 @@ __all__ = [
     "cfg_dir",
     "is_registered",
     "register",
+    "register_module",
+    "registered_modules",
 ]
 
+install_legacy_module_aliases()
 register()
+register_entry_point_modules()  # other packages' modules (entry-point group yolo_fasternet.modules)

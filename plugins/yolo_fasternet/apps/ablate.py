@@ -1,0 +1,458 @@
+"""Backbone ablations: train and validate several model YAMLs under identical settings; one table, one plot.
+
+    python ablate_yolo.py --preset quick --out runs/ablate-quick          # ranks accuracy in ~30 min on 2 CPU cores
+    python ablate_yolo.py --data ../shared/datasets/coco128/coco128.yaml --epochs 3 --imgsz 320 --out runs/ablate
+    python ablate_yolo.py --models yolov8n.yaml yolov8n-saconv.yaml --seeds 0 1 2 --executor ray --address auto
+
+Every model gets the same data, augmentation, schedule, seed and ``deterministic=True``; repeated models or seeds
+run once. Each training runs in its own worker process (so peak RSS is that run's own): a local child process
+(``--jobs`` at a time, never outliving this process) or a Ray task (``--executor ray``, see ablation_executors). A
+finished run leaves ``metrics.json`` and then a ``DONE`` marker; re-running the same command skips runs with a
+marker and restarts the others from scratch (a restarted run repeats the same deterministic schedule, which resuming
+mid-way from ``last.pt`` would not guarantee for the epoch times). Latency is measured in this process, all models
+one after another, run by run, on the fused models at batch 1.
+
+Outputs in ``--out``: ``results.csv`` (one row per run), ``results.md`` (mean ± std over seeds; against the first
+model, the paired difference with its 95% interval and "not separable" where the seeds cannot tell the two apart)
+and ``pareto.png`` (mAP50-95 against CPU latency, Pareto front marked, inseparable models hollow). All three are
+written to a temporary file first and then renamed, so an interrupted invocation never leaves a half-written file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import io
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from .ablation_executors import LocalExecutor, RayExecutor, RunFailedError, guard_worker
+from .ablation_presets import PRESETS
+from .ablation_report import markdown, pareto_front, plot_png  # noqa: F401  pareto_front: part of this module's API
+from .arguments import key_value_to_options
+from .command_errors import CommandError, CommandParser, InterruptedCommandError, UsageError, command
+
+DEFAULT_MODELS = (
+    "yolov8n.yaml",
+    "yolov8n-fasternet.yaml",
+    "yolov8n-c2f-faster.yaml",
+    "yolov8n-saconv.yaml",
+    "yolo11n.yaml",
+    "yolo11n-fasternet.yaml",
+    "yolo11n-c3k2-faster.yaml",
+)
+DONE = "DONE"  # written last in a run folder: its presence means metrics.json is complete
+METRIC_KEYS = {  # column -> key in Ultralytics' validator results_dict ((B): box metrics)
+    "precision": "metrics/precision(B)",
+    "recall": "metrics/recall(B)",
+    "mAP50": "metrics/mAP50(B)",
+    "mAP50-95": "metrics/mAP50-95(B)",
+}
+COLUMNS = (
+    "model",
+    "seed",
+    "params",
+    "gflops",
+    "cpu_latency_ms",
+    "gpu_latency_ms",
+    "epoch_time_s",
+    "peak_mem_mb",
+    "peak_gpu_mem_mb",
+    *METRIC_KEYS,
+    "epochs",
+    "imgsz",
+    "batch",
+    "run",
+)
+
+
+# ----------------------------------------------------------------------------------------------------------- files
+def write_atomic(path: Path, data: str | bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file in the same folder and ``os.replace`` (atomic on POSIX)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+            f.flush()
+            os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the permissions open() would
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def settings_hash(settings: dict) -> str:
+    """A short stable hash of the settings every run shares; a run folder is only reused under the same settings."""
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
+
+
+def run_dir(out: Path, model: str, seed: int, key: str) -> Path:
+    """``out/runs/<model stem>-s<seed>-<settings hash>``."""
+    return out / "runs" / f"{Path(model).stem}-s{seed}-{key}"
+
+
+# ---------------------------------------------------------------------------------------------------------- worker
+def train_and_validate(spec: dict) -> dict:
+    """Train and validate one model in this process (a worker of the ablation); return its metrics record.
+
+    Ultralytics writes its run into ``<run>/train``; one line per finished epoch goes to ``<run>/progress.jsonl``.
+    """
+    import resource
+
+    import torch
+    from ultralytics import YOLO
+
+    import yolo_fasternet  # noqa: F401  registers the plugin modules even where the .pth autoload is off
+
+    folder = Path(spec["run"])
+    progress = folder / "progress.jsonl"  # one line per finished epoch; the parent's progress bar reads it
+    epoch_times: list[float] = []
+    started = {}
+
+    def on_epoch_start(trainer):
+        started["t"] = time.perf_counter()
+
+    def on_epoch_end(trainer):
+        # train loop only (no validation): the per-epoch cost of the model itself
+        epoch_times.append(time.perf_counter() - started["t"])
+        with open(progress, "a") as f:
+            f.write(json.dumps({"epoch": trainer.epoch + 1, "time_s": epoch_times[-1]}) + "\n")
+
+    def set_threads(trainer):  # after Ultralytics' own torch.set_num_threads (cpu_count - 1) in select_device
+        torch.set_num_threads(spec["threads"])
+
+    model = YOLO(spec["model"])
+    model.add_callback("on_train_epoch_start", on_epoch_start)
+    model.add_callback("on_train_epoch_end", on_epoch_end)
+    if spec.get("threads"):
+        model.add_callback("on_pretrain_routine_start", set_threads)
+    results = model.train(**spec["train"], seed=spec["seed"], project=str(folder), name="train", exist_ok=True)
+    metrics = getattr(results, "results_dict", results) or {}
+    return {
+        "epoch_times_s": epoch_times,
+        # ru_maxrss is KiB on Linux; this process did nothing but this run, so it is the run's own peak
+        "peak_mem_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_gpu_mem_mb": torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None,
+        **{col: float(metrics[key]) for col, key in METRIC_KEYS.items()},
+    }
+
+
+def record_results(spec: dict, record: dict) -> None:
+    """Write a run's metrics.json, then its DONE marker (whichever executor ran it)."""
+    folder = Path(spec["run"])
+    write_atomic(folder / "metrics.json", json.dumps(record, indent=1))
+    write_atomic(folder / DONE, "")
+
+
+def train_one(spec: dict) -> None:
+    """The local executor's worker process: train, validate, write metrics.json, then DONE."""
+    record_results(spec, train_and_validate(spec))
+
+
+def prepare_run_folder(spec: dict) -> None:
+    """Start a run over in an empty folder (an interrupted run's epoch times and metrics must come from one run).
+
+    Executors call this only once no earlier training can write into the folder any more (see ablation_executors).
+    """
+    folder = Path(spec["run"])
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    write_atomic(folder / "spec.json", json.dumps(spec, indent=1))
+
+
+# --------------------------------------------------------------------------------------------------------- latency
+def time_models(models: dict, imgsz: int, runs: int, device: str = "cpu", warmup: int = 10) -> dict[str, float]:
+    """Median milliseconds of a batch-1 forward of each model, all models in turn within every run.
+
+    The first few forwards of a fresh model are ~50x slower on CPU (oneDNN primitive creation), hence the warmup.
+    Round-robin like ``zoo.time_pair``, generalised to any number of models: a slow phase of the
+    machine (the other tenant of a shared CPU) hits every model alike instead of whichever was timed then.
+    """
+    import torch
+
+    x = torch.rand(1, 3, imgsz, imgsz, device=device)
+    sync = torch.cuda.synchronize if device != "cpu" else (lambda: None)
+    times: dict[str, list[float]] = {name: [] for name in models}
+    with torch.inference_mode():
+        for i in range(warmup + runs):
+            for name, model in models.items():
+                sync()
+                start = time.perf_counter()
+                model(x)
+                sync()
+                if i >= warmup:
+                    times[name].append((time.perf_counter() - start) * 1e3)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def measure_models(names: list[str], imgsz: int, runs: int) -> dict[str, dict]:
+    """Parameters, GFLOPs and fused latency (CPU; GPU too where present) of every model, timed in this process."""
+    import torch
+
+    from .zoo import build
+
+    built, sizes = {}, {}
+    for name in names:
+        model, row = build(name, imgsz)  # fused eval model
+        sizes[name] = {"params": row.params, "gflops": row.gflops}
+        built[name] = model
+    cpu = time_models(built, imgsz, runs)
+    gpu = {}
+    if torch.cuda.is_available():
+        gpu = time_models({n: m.cuda() for n, m in built.items()}, imgsz, runs, device="cuda")
+    return {n: {**sizes[n], "cpu_latency_ms": cpu[n], "gpu_latency_ms": gpu.get(n)} for n in names}
+
+
+# --------------------------------------------------------------------------------------------------------- reports
+def write_reports(out: Path, rows: list[dict], models: list[str], header: str) -> None:
+    """results.csv, results.md and pareto.png (see ablation_report), each written atomically."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({k: ("" if r.get(k) is None else r[k]) for k in COLUMNS} for r in rows)
+    write_atomic(out / "results.csv", buf.getvalue())
+    write_atomic(out / "results.md", markdown(rows, models, header))
+    write_atomic(out / "pareto.png", plot_png(rows, models, header.lstrip("# ")))
+
+
+# ------------------------------------------------------------------------------------------------------------ main
+# Training arguments the ablation sets itself (per run or from its own options): no extra key=value may override them
+OWN_KEYS = {"model", "data", "epochs", "imgsz", "batch", "device", "seed", "project", "name", "exist_ok"}
+FALLBACK = {"models": list(DEFAULT_MODELS), "data": "coco8.yaml", "epochs": 3, "imgsz": 320, "batch": 16, "seeds": [0]}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line; extra ``key=value`` tokens pass to every ``YOLO.train()`` call alike.
+
+    A ``--preset`` fills every argument not given explicitly (``ablation_presets``); the rest fall back to FALLBACK.
+    Every value is checked here, extra keys with Ultralytics' own ``check_cfg``, so a typo fails with status 2
+    before the first training instead of inside it.
+    """
+    from ultralytics.cfg import check_cfg
+
+    from .preflight import check_ranges
+    from .train import parse_overrides
+
+    parser = CommandParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--preset", choices=PRESETS, help="; ".join(f"{k}: {p.summary}" for k, p in PRESETS.items()))
+    parser.add_argument(
+        "--models", nargs="+", help="model YAMLs, baseline first (default: the preset's, else the 7 of DEFAULT_MODELS)"
+    )
+    parser.add_argument("--data", help="dataset YAML (default: the preset's, else coco8.yaml)")
+    parser.add_argument("--epochs", type=int, help="default: the preset's, else 3")
+    parser.add_argument("--imgsz", type=int, help="default: the preset's, else 320")
+    parser.add_argument("--batch", type=int, help="default: the preset's, else 16")
+    parser.add_argument("--seeds", type=int, nargs="+", help="default: the preset's, else 0")
+    parser.add_argument("--device", default=None, help="cpu or a CUDA index (default: 0 if CUDA is available)")
+    parser.add_argument("--latency-runs", type=int, default=20, help="timed forwards per model (median reported)")
+    parser.add_argument("--out", type=Path, default=Path("runs/ablate"), help="results folder")
+    parser.add_argument(
+        "--executor", choices=("local", "ray"), default="local", help="where runs train (default: local)"
+    )
+    parser.add_argument("--jobs", type=int, help="local runs at a time (default: the preset's, else 1)")
+    parser.add_argument("--address", help="Ray cluster address (default: a local Ray instance)")
+    parser.add_argument("--cpus-per-run", type=int, default=1, help="Ray: CPUs (and torch threads) per run")
+    parser.add_argument("--retries", type=int, default=2, help="Ray: resubmissions of a run whose worker was lost")
+    parser.add_argument("--_worker", help=argparse.SUPPRESS)
+    tokens = key_value_to_options(argv, parser)
+    # key=value tokens that name no option of ours are Ultralytics arguments; set aside first, so that --models'
+    # nargs="+" does not take `lr0=0.02` for a model
+    extra = [t for t in tokens if "=" in t and not t.startswith("-")]
+    args, more = parser.parse_known_args([t for t in tokens if t not in extra])
+    extra += more
+    preset = PRESETS.get(args.preset)
+    for key, fallback in FALLBACK.items():
+        if getattr(args, key) is None:
+            setattr(args, key, getattr(preset, key, fallback) if key != "data" or not preset else None)
+    if args.jobs is None:
+        args.jobs = preset.jobs if preset else 1
+    minimum = {"--epochs": 1, "--imgsz": 32, "--batch": 1, "--latency-runs": 1, "--jobs": 1, "--cpus-per-run": 1}
+    minimum["--retries"] = 0
+    for option, least in minimum.items():
+        value = getattr(args, option[2:].replace("-", "_"))
+        if value < least:
+            parser.error(f"{option} must be >= {least}, got {value}")
+    if any(seed < 0 for seed in args.seeds):
+        parser.error(f"--seeds must be >= 0, got {' '.join(map(str, args.seeds))}")
+    given = parse_overrides(extra, parser)  # unknown keys fail here, with close matches
+    own = sorted(OWN_KEYS & set(given))
+    if own:
+        parser.error(f"{', '.join(own)}: set by the ablation itself (use its own options, see --help)")
+    args.overrides = {**(dict(preset.train) if preset else {}), **given}
+    try:
+        check_cfg(dict(args.overrides))
+        check_ranges(args.overrides)
+    except (TypeError, ValueError, UsageError) as e:
+        parser.error(str(e).splitlines()[0])
+    try:
+        args.models, args.seeds = fold_duplicates(args.models, args.seeds)
+    except ValueError as e:
+        parser.error(str(e))
+    return args
+
+
+def fold_duplicates(models: list[str], seeds: list[int]) -> tuple[list[str], list[int]]:
+    """Drop repeated models and seeds (a repeat would train the same run twice and fake a spread), saying so.
+
+    Two different model paths with the same file stem would share run folders and table rows: ValueError.
+    """
+    for name, values in (("--models", models), ("--seeds", seeds)):
+        repeats = sorted({str(v) for v in values if values.count(v) > 1})
+        if repeats:
+            print(f"{name}: {', '.join(repeats)} given more than once; each runs once", file=sys.stderr, flush=True)
+    models, seeds = list(dict.fromkeys(models)), list(dict.fromkeys(seeds))
+    stems: dict[str, str] = {}
+    for m in models:
+        other = stems.setdefault(Path(m).stem, m)
+        if other != m:
+            raise ValueError(f"--models: {other} and {m} have the same name {Path(m).stem!r}; rename one")
+    return models, seeds
+
+
+def make_executor(args: argparse.Namespace, device: str):
+    """The executor for ``--executor``; a run on the local executor gets cpu_count // jobs torch threads."""
+    if args.executor == "ray":
+        return RayExecutor(address=args.address, cpus=args.cpus_per_run, retries=args.retries)
+    return LocalExecutor(jobs=args.jobs)
+
+
+def preflight(args: argparse.Namespace, data: str, device: str) -> None:
+    """Everything that can fail before the first training, checked now: device, ``--out``, each model, the data."""
+    from .preflight import check_dataset, check_device, check_output_folder, load_model
+
+    check_device(device)
+    check_output_folder(args.out, "--out")
+    tasks = {name: load_model(name).task for name in dict.fromkeys(args.models)}  # each model built once
+    if len(set(tasks.values())) > 1:
+        raise UsageError(f"--models mix tasks ({', '.join(f'{Path(m).name}: {t}' for m, t in tasks.items())})")
+    check_dataset(data, next(iter(tasks.values())))
+
+
+@command("yolo-fasternet ablate")
+def main(argv: list[str] | None = None) -> int:
+    """Train every (model, seed) that has no DONE marker, then measure latency and write the reports."""
+    args = parse_args(argv)
+    if args._worker:
+        guard_worker()
+        train_one(json.loads(Path(args._worker).read_text()))
+        return 0
+
+    import torch
+    from tqdm import tqdm
+
+    device = args.device or ("0" if torch.cuda.is_available() else "cpu")
+    try:
+        executor = make_executor(args, device)
+    except RunFailedError as e:  # --executor ray without Ray installed: an argument the machine cannot honour
+        raise UsageError(str(e)) from e
+    dataset = Path(args.data).name if args.data else None
+    if args.data is None:  # a preset's generated dataset (deterministic, cached), named by its folder
+        args.data = str(PRESETS[args.preset].data_yaml())
+        dataset = Path(args.data).parent.name
+    data = str(Path(args.data).resolve()) if Path(args.data).is_file() else args.data  # a run's cwd may differ
+    preflight(args, data, device)
+    train = {
+        "data": data,
+        "epochs": args.epochs,
+        "imgsz": args.imgsz,
+        "batch": args.batch,
+        "device": device,
+        "deterministic": True,
+        "workers": 0 if device == "cpu" else 8,  # loader workers would compete with training for 2-4 CPU cores
+        "plots": False,
+        "verbose": False,
+        "val": True,
+        **args.overrides,
+    }
+    key = settings_hash(train)
+    out = args.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    # Parallel local runs share the cores; alone, a run keeps Ultralytics' own thread count
+    threads = max(1, (os.cpu_count() or 1) // args.jobs) if args.executor == "local" and args.jobs > 1 else None
+    threads = args.cpus_per_run if args.executor == "ray" else threads
+    runs = [(m, s) for s in args.seeds for m in args.models]
+    todo = [(m, s) for m, s in runs if not (run_dir(out, m, s, key) / DONE).exists()]
+    if len(todo) < len(runs):
+        print(f"{len(runs) - len(todo)} of {len(runs)} runs already finished, skipping them", flush=True)
+    specs = [
+        {"model": m, "seed": s, "run": str(run_dir(out, m, s, key)), "train": train, "threads": threads}
+        for m, s in todo
+    ]
+    t0 = time.perf_counter()
+    with tqdm(total=len(todo) * args.epochs, unit="epoch", desc="ablation", dynamic_ncols=True) as bar:
+        finished = []
+
+        def on_done(spec):
+            finished.append(spec)
+            rec = json.loads((Path(spec["run"]) / "metrics.json").read_text())
+            bar.set_postfix_str(f"{len(finished)}/{len(todo)} runs")
+            tqdm.write(
+                f"done {Path(spec['model']).stem} seed {spec['seed']}: mAP50-95 {rec['mAP50-95']:.3g} "
+                f"mAP50 {rec['mAP50']:.3g} {statistics.mean(rec['epoch_times_s']):.1f} s/epoch, "
+                f"peak RSS {rec['peak_mem_mb']:.0f} MB"
+            )
+
+        try:
+            executor.run(specs, lambda spec: out / f"{Path(spec['run']).name}.log", bar.update, on_done)
+        except (CommandError, KeyboardInterrupt) as e:
+            bar.close()
+            done = sum((run_dir(out, m, s, key) / DONE).exists() for m, s in runs)
+            kept = f"{done} of {len(runs)} runs finished and kept in {out}; the same command continues from there"
+            if isinstance(e, KeyboardInterrupt):
+                raise InterruptedCommandError(f"interrupted; {kept}") from e
+            raise CommandError(f"{e}\n{kept}") from e
+
+    # Latency of every model in this one process, one after another, so the numbers are comparable with each other.
+    # Cached per (models, imgsz, runs): a re-run with nothing to train does not re-time on a different machine state.
+    models = args.models
+    cache = out / f"measure-{settings_hash({'models': models, 'imgsz': args.imgsz, 'runs': args.latency_runs})}.json"
+    if cache.exists():
+        measured = json.loads(cache.read_text())
+    else:
+        print(f"timing {len(models)} fused models, batch 1, imgsz {args.imgsz}, {args.latency_runs} runs", flush=True)
+        measured = measure_models(models, args.imgsz, args.latency_runs)
+        write_atomic(cache, json.dumps(measured, indent=1))
+
+    rows = []
+    for model, seed in runs:
+        folder = run_dir(out, model, seed, key)
+        rec = json.loads((folder / "metrics.json").read_text())
+        rows.append(
+            {
+                "model": Path(model).stem,
+                "seed": seed,
+                **measured[model],
+                "epoch_time_s": statistics.mean(rec["epoch_times_s"]),
+                "peak_mem_mb": rec["peak_mem_mb"],
+                "peak_gpu_mem_mb": rec["peak_gpu_mem_mb"],
+                **{c: rec[c] for c in METRIC_KEYS},
+                "epochs": args.epochs,
+                "imgsz": args.imgsz,
+                "batch": args.batch,
+                "run": str(folder.relative_to(out)),
+            }
+        )
+    source = f"preset {args.preset}, " if args.preset else ""
+    header = (
+        f"# Ablation on {dataset} ({source}{args.executor} executor): {args.epochs} epochs, "
+        f"imgsz {args.imgsz}, batch {args.batch}, seeds {' '.join(map(str, args.seeds))}, device {device}"
+    )
+    write_reports(out, rows, [Path(m).stem for m in models], header)
+    print(f"results in {out} ({time.perf_counter() - t0:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

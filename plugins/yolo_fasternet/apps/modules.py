@@ -1,0 +1,91 @@
+"""``yolo-fasternet modules``: every module registered into the installed Ultralytics, and what a checkpoint needs.
+
+yolo-fasternet modules                          # name, like, origin distribution, YAML arguments, versions checked
+yolo-fasternet modules --checkpoint best.pt     # the plugin distributions a checkpoint records, installed or not
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import inspect
+
+from ..integration.missing_plugin import recorded_distributions
+from ..integration.parse_model_patch import filled_arguments
+from ..integration.plugin_api import REFUSED
+from ..integration.registration import original_parse_model, registered_modules
+from ..integration.registry import CHECKED_ULTRALYTICS, PLUGIN_MODULES
+from .arguments import key_value_to_options
+
+
+def yaml_arguments(cls: type, like: str, with_c1: frozenset[str], with_n: frozenset[str]) -> str:
+    """The constructor's arguments as a YAML row writes them: ``[c2, shortcut=False, ...]`` once parse_model has
+    filled in ``c1`` (and ``n``, third) for a ``like`` it does that for; the whole signature otherwise."""
+    params = [p for p in list(inspect.signature(cls.__init__).parameters.values())[1:]]
+    if like in with_c1:
+        params = params[1:2] + params[3:] if like in with_n else params[1:]
+    shown = []
+    for p in params:
+        if p.kind is p.VAR_POSITIONAL:
+            shown.append(f"*{p.name}")
+        elif p.kind is p.VAR_KEYWORD:
+            shown.append(f"**{p.name}")
+        else:
+            shown.append(p.name if p.default is p.empty else f"{p.name}={p.default!r}")
+    text = ", ".join(shown)
+    return f"[{text}]" if like in with_c1 else f"({text}) as parse_model passes them for {like}"
+
+
+def module_rows() -> list[tuple[str, ...]]:
+    """One row per registered module: YAML name, like, origin, YAML arguments, Ultralytics versions checked."""
+    import ultralytics
+    from ultralytics.nn import tasks
+
+    with_c1, with_n = filled_arguments(original_parse_model(tasks))
+    ours = {entry.cls for entry in PLUGIN_MODULES}
+    rows = []
+    for entry in registered_modules():
+        # Ours are tested on both ends of the supported range; any module's like was checked against this install.
+        checked = ", ".join(CHECKED_ULTRALYTICS) if entry.cls in ours else ultralytics.__version__
+        args = yaml_arguments(entry.cls, entry.like, with_c1, with_n)
+        rows.append((entry.cls.__name__, entry.like, entry.origin or "-", args, checked))
+    return rows
+
+
+def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in [header, *rows])
+
+
+def _print_modules() -> None:
+    import ultralytics
+
+    print(f"Ultralytics {ultralytics.__version__}; YAML args are those after c1 (and n) as parse_model fills them")
+    print(_table(("name", "like", "origin", "YAML args", "Ultralytics checked"), module_rows()))
+    for line in REFUSED:
+        print(f"skipped: {line}")
+
+
+def _print_checkpoint(path: str) -> int:
+    needed = recorded_distributions(path)
+    if not needed:
+        print(f"{path}: records no plugin distributions (stock modules only, or saved before they were recorded)")
+        return 0
+    rows = [(package, dist, "yes" if importlib.util.find_spec(package) else "NO") for package, dist in needed.items()]
+    print(_table(("import name", "distribution", "installed"), rows))
+    return 0 if all(r[2] == "yes" for r in rows) else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: list the registered modules, or the plugin distributions a checkpoint needs (exit 1: missing)."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--checkpoint", help="a .pt file: list the plugin distributions it needs instead")
+    args = parser.parse_args(key_value_to_options(argv, parser))
+    if args.checkpoint:
+        return _print_checkpoint(args.checkpoint)
+    _print_modules()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

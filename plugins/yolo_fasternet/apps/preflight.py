@@ -1,0 +1,155 @@
+"""Cheap checks before expensive work: argument ranges, device, output folders, the model (built once), the dataset.
+
+Each check raises a ``CommandError`` (``UsageError`` for an argument) whose one-line message names the culprit, so a
+bad input fails in a second, before a dataset is cached, a model warmed up or a training started.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+from pathlib import Path
+
+from ..integration.missing_plugin import explain_missing_module, recorded_distributions
+from ..pretrained.checkpoint_files import offline_flag
+from .command_errors import CommandError, UsageError, message_of
+
+# Ultralytics keys whose values it passes on without a range check (check_cfg checks types and fractions only):
+# key -> (is the value meaningful, what it must be). ``imgsz=-5`` would otherwise train silently at 32 pixels.
+RANGES = {
+    "epochs": (lambda v: v >= 1, "an integer >= 1"),
+    "imgsz": (lambda v: all(s >= 1 for s in (v if isinstance(v, (list, tuple)) else [v])), "a positive size"),
+    "batch": (lambda v: v == -1 or v >= 1 or 0 < v < 1, "-1 (auto), a size >= 1 or a GPU memory fraction in (0, 1)"),
+    "seed": (lambda v: v >= 0, "an integer >= 0"),
+    "workers": (lambda v: v >= 0, "an integer >= 0"),
+    "patience": (lambda v: v >= 0, "an integer >= 0"),
+    "conf": (lambda v: 0 <= v <= 1, "between 0 and 1"),
+    "iou": (lambda v: 0 <= v <= 1, "between 0 and 1"),
+}
+_DEVICE_LIST = re.compile(r"^(cuda:)?\d+(,\d+)*$")  # 0, cuda:1, 0,1 (Ultralytics' other forms are left to it)
+
+
+def check_ranges(values: dict) -> None:
+    """Refuse values that Ultralytics would accept silently but that mean nothing (``imgsz=-5``, ``epochs=0``)."""
+    for key, (ok, wanted) in RANGES.items():
+        value = values.get(key)
+        if value is None:
+            continue
+        try:
+            good = bool(ok(value))
+        except TypeError:  # a string where a number belongs: check_cfg reports most of these first
+            good = False
+        if not good:
+            raise UsageError(f"{key}={value!r}: must be {wanted}")
+
+
+def check_device(device) -> None:
+    """Refuse a CUDA index this machine does not have, or MPS where there is none, before anything is loaded."""
+    import torch
+
+    text = str(device).strip().lower().replace(" ", "") if device is not None else ""
+    if text in {"", "none", "cpu"}:
+        return
+    if text == "mps":
+        if not torch.backends.mps.is_available():
+            raise CommandError("device 'mps': Apple MPS is not available here; use --device cpu")
+        return
+    if not _DEVICE_LIST.match(text):
+        return  # -1 (idle GPU), npu, ...: Ultralytics knows these forms better
+    wanted = [int(i) for i in text.removeprefix("cuda:").split(",")]
+    count = torch.cuda.device_count()
+    missing = [i for i in wanted if i >= count]
+    if missing:
+        have = f"CUDA devices 0-{count - 1}" if count else "no CUDA device"
+        raise CommandError(f"device {device!r}: this machine has {have}; use --device cpu or a valid index")
+
+
+def check_output_folder(path, option: str) -> None:
+    """Refuse an output folder that cannot be created: a file in the way, or a parent without write permission.
+
+    Creates nothing: a command that then fails for another reason leaves no empty folder behind.
+    """
+    target = Path(path).expanduser().absolute()
+    for folder in (target, *target.parents):
+        if not folder.exists():
+            continue
+        if not folder.is_dir():
+            where = "is a file" if folder == target else f"cannot be created: {folder} is a file"
+            raise CommandError(f"{option} {path}: {where}, not a folder")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise CommandError(f"{option} {path}: no permission to write in {folder}")
+        return
+
+
+def load_model(name: str):
+    """Build a model YAML or load a checkpoint once, turning every failure into one line naming the file.
+
+    Returns the ``YOLO`` model. A model YAML is built here completely (every layer), so a bad row fails before any
+    data is loaded.
+    """
+    from ultralytics import YOLO
+    from ultralytics.utils.downloads import GITHUB_ASSETS_NAMES
+
+    path = Path(name)
+    if path.is_dir():
+        raise CommandError(f"model {name}: is a folder; give a model YAML or a .pt checkpoint")
+    # Ultralytics would first ask GitHub whether a missing .pt is one of its release assets (warnings when offline)
+    if path.suffix == ".pt" and not path.exists() and path.name not in GITHUB_ASSETS_NAMES:
+        raise CommandError(f"model {name}: no such file")
+    _check_plugins_installed(path)
+    try:
+        if path.suffix in {".yaml", ".yml"}:
+            _check_model_yaml(name)
+        return YOLO(name)
+    except CommandError:
+        raise
+    except ModuleNotFoundError as e:  # a plugin package the checkpoint was trained with is not installed here
+        raise CommandError(explain_missing_module(e, name)) from e
+    except Exception as e:  # a bad layer, a YAML syntax error, a truncated checkpoint: the message says which
+        text = message_of(e).splitlines()[0].removeprefix("ERROR ❌️ ").strip()
+        raise CommandError(text if name in text else f"model {name}: {text}") from e
+
+
+def _check_plugins_installed(path: Path) -> None:
+    """Refuse a checkpoint whose recorded plugin packages are not importable, naming the distribution to install.
+
+    Read from the file without unpickling, before Ultralytics would warn and try to pip-install the import name.
+    """
+    if path.suffix != ".pt" or not path.is_file():
+        return
+    for package in recorded_distributions(path):
+        if importlib.util.find_spec(package) is None:
+            missing = ModuleNotFoundError(f"No module named '{package}'", name=package)
+            raise CommandError(explain_missing_module(missing, path))
+
+
+def _check_model_yaml(name: str) -> None:
+    """Refuse a model YAML without ``backbone:`` and ``head:`` lists (Ultralytics: a bare ``KeyError``)."""
+    from ultralytics.nn.tasks import yaml_model_load  # finds bundled YAMLs by bare name once the plugin registered
+
+    model_yaml = yaml_model_load(name)
+    for section in ("backbone", "head"):
+        if not isinstance(model_yaml.get(section), list) or not model_yaml[section]:
+            what = "is empty" if not set(model_yaml) - {"yaml_file", "scale"} else f"has no '{section}:' list of layers"
+            raise CommandError(f"model YAML {name}: {what}")
+
+
+def check_dataset(data: str, task: str) -> None:
+    """Read and check a dataset the way training will, without downloading when offline (``YOLO_OFFLINE=1``)."""
+    from ultralytics.data.utils import check_cls_dataset, check_det_dataset
+
+    offline = offline_flag()
+    try:
+        if task == "classify":
+            if offline and not Path(data).exists():
+                raise CommandError(f"dataset {data}: no such folder (and downloads are off: {offline})")
+            if Path(data).exists():
+                check_cls_dataset(data)
+        else:
+            check_det_dataset(data, autodownload=not offline)
+    except CommandError:
+        raise
+    except Exception as e:  # FileNotFoundError, SyntaxError, ValueError, TypeError from Ultralytics' checks
+        text = message_of(e).splitlines()[0].replace("❌", "").replace(" ⚠️", "").strip()
+        raise CommandError(text if "dataset" in text.lower() else f"dataset {data}: {text}") from e

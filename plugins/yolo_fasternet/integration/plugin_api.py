@@ -1,0 +1,134 @@
+"""The open plugin API: any package's ``nn.Module`` becomes a YAML module of stock Ultralytics, scaled like a built-in.
+
+In code (a call or a class decorator; idempotent)::
+
+    from yolo_fasternet import register_module
+
+    @register_module(like="C2f")  # YAML args after c1: [c2, shortcut, ...]; n is passed as the third argument
+    class C2fGhost(C2f): ...
+
+In every process (the stock ``yolo`` command, DDP workers, a fresh checkpoint load), by an entry point in the
+plugin's ``pyproject.toml``; the class says what it scales like with a class attribute, ``yolo_like = "C2f"``::
+
+    [project.entry-points."yolo_fasternet.modules"]
+    C2fGhost = "yolo_example_block.blocks:C2fGhost"   # name = the class name = the YAML name
+
+``yolo_fasternet`` registers every declared module when it is imported, which its start-up hook does right after
+``ultralytics.nn.tasks`` loads. A declared module that cannot be registered (its import fails, its name clashes with
+a built-in or another plugin's, its ``like`` is unknown) is skipped with one warning line naming its distribution and
+the reason; Ultralytics and every other plugin keep working. Clashes are refused, never shadowed: with two
+distributions declaring one name, the first in name order keeps it.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import re
+import sys
+from collections.abc import Iterator
+
+from .parse_model_patch import RegistrationError
+from .registration import register_modules, registered_modules
+from .registry import PluginModule
+
+ENTRY_POINT_GROUP = "yolo_fasternet.modules"
+LIKE_ATTRIBUTE = "yolo_like"
+# Distribution whose entry point is being loaded: a register_module() call made while its module imports is its.
+_LOADING: list[str] = []
+# One line per declared module that was skipped in this process (the `yolo-fasternet modules` listing repeats them).
+REFUSED: list[str] = []
+
+
+def register_module(cls=None, *, like: str | type | None = None, origin: str | None = None):
+    """Register ``cls`` as a YAML module scaled like the built-in ``like`` (``"C2f"``, ``"Conv"``, ...).
+
+    Usable as ``register_module(MyBlock, like="C2f")`` and as ``@register_module(like="C2f")``; without ``like`` the
+    class attribute ``yolo_like`` gives it. ``origin`` is the distribution shown by ``yolo-fasternet modules`` and
+    recorded in checkpoints (default: the distribution that installed the class's package). Registering the same
+    class again is a no-op; a clash, an unknown ``like`` or a non-module raises a one-line ``RegistrationError`` and
+    changes nothing. Returns ``cls``.
+    """
+
+    def apply(target):
+        chosen = like if like is not None else getattr(target, LIKE_ATTRIBUTE, None)
+        if chosen is None:
+            raise RegistrationError(
+                f"cannot register {getattr(target, '__qualname__', target)!s}: no like given; use "
+                f"register_module(cls, like='C2f') or the class attribute {LIKE_ATTRIBUTE} = 'C2f'"
+            )
+        chosen = chosen.__name__ if isinstance(chosen, type) else str(chosen)
+        entry = PluginModule(target, like=chosen, origin=origin if origin is not None else _distribution_of(target))
+        register_modules([entry])
+        return target
+
+    return apply if cls is None else apply(cls)
+
+
+def _distribution_of(cls) -> str:
+    """The distribution that ships ``cls``'s top-level package; '' for code that is not installed (a script)."""
+    if _LOADING:
+        return _LOADING[-1]
+    top = getattr(cls, "__module__", "").split(".")[0]
+    find = getattr(importlib.metadata, "packages_distributions", None)  # Python 3.10+
+    names = find().get(top, []) if find and top not in ("", "__main__") else []
+    return names[0] if names else ""
+
+
+def _normalized(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def declared_modules() -> Iterator[tuple[str, importlib.metadata.EntryPoint]]:
+    """``(distribution, entry point)`` for every ``yolo_fasternet.modules`` entry point, by distribution name.
+
+    A distribution found twice on ``sys.path`` counts once (the first, as imports would find it).
+    """
+    found: dict[str, tuple[str, list]] = {}
+    for dist in importlib.metadata.distributions():
+        declared = [ep for ep in dist.entry_points if ep.group == ENTRY_POINT_GROUP]
+        if declared:
+            name = dist.metadata["Name"] or "?"
+            found.setdefault(_normalized(name), (name, declared))
+    for key in sorted(found):
+        name, declared = found[key]
+        for ep in sorted(declared, key=lambda e: e.name):
+            yield name, ep
+
+
+def register_entry_point_modules() -> None:
+    """Register every declared module that can be; each one that cannot gives one warning line and is skipped."""
+    for distribution, ep in declared_modules():
+        reason = _register_entry_point(distribution, ep)
+        if reason:
+            line = f"plugin distribution '{distribution}' ({ep.name} = {ep.value}) not registered: {reason}"
+            REFUSED.append(line)
+            print(f"WARNING yolo-fasternet: {line}", file=sys.stderr)
+
+
+def _register_entry_point(distribution: str, ep) -> str | None:
+    """Load and register one entry point; the reason it was skipped, or None."""
+    _LOADING.append(distribution)
+    try:
+        cls = ep.load()
+    except Exception as e:  # any failure of a third-party import must leave this process working
+        return f"import failed: {type(e).__name__}: {_first_line(e)}"
+    finally:
+        _LOADING.pop()
+    if not isinstance(cls, type):
+        return f"the entry point names {type(cls).__name__} '{ep.value}', not a class"
+    if ep.name != cls.__name__:
+        return f"the entry point's name must be the class name '{cls.__name__}' (the name YAML rows use)"
+    known = next((entry for entry in registered_modules() if entry.cls is cls), None)
+    like = getattr(cls, LIKE_ATTRIBUTE, None) or (known.like if known else None)
+    if like is None:
+        return f"the class has no '{LIKE_ATTRIBUTE}' attribute (the built-in it scales like, e.g. 'C2f')"
+    try:
+        register_module(cls, like=like, origin=known.origin if known else distribution)
+    except RegistrationError as e:
+        return _first_line(e)
+    return None
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
