@@ -9,6 +9,7 @@ marked "not separable" in the table and drawn hollow in the plot.
 from __future__ import annotations
 
 import io
+import textwrap
 import statistics
 
 from .ablation_stats import PairedDifference, mean_std, paired_difference
@@ -181,7 +182,7 @@ def plot_png(rows: list[dict], models: list[str], title: str) -> bytes:
     ax.plot([], [], "o", color="tab:gray", mfc="white", label="not separable from the baseline")
     ax.set_xlabel("fused CPU latency, batch 1 (ms)")
     ax.set_ylabel(f"{RANKED_BY} (mean ± std over seeds)")
-    ax.set_title(title, fontsize=9)
+    ax.set_title(textwrap.fill(title, 90), fontsize=9)  # long titles wrap instead of running off the figure
     ax.grid(alpha=0.3)
     ax.margins(x=0.15, y=0.12)  # room for the labels
     ax.legend(loc="best", fontsize=8)
