@@ -4,6 +4,11 @@
     python detect_yolo.py --weights best.pt --source clip.mp4 --save --no-show            # every frame, saved
     python detect_yolo.py --weights best.pt --source rtsp://192.168.1.20:554/live --imgsz 480
     python detect_yolo.py --weights yolov8n-fasternet.yaml --source clip.mp4 --max-frames 30   # smoke run
+    python detect_yolo.py --weights best_int8_openvino_model --source 0        # an exported model (OpenVINO INT8)
+
+Exported models (ONNX, OpenVINO, TorchScript: whatever ``YOLO()`` loads) run like checkpoints. On a CPU the model's
+thread count is measured, not assumed (``--threads auto``): after the warm-up, 1..cores threads each run a few frames
+of the full per-frame work next to the capture thread, and the fastest count is kept and printed in the summary.
 
 Live sources (a camera index or a stream URL, or a video file with --live) are read on their own thread and the
 model always takes the newest frame: when it is slower than the source, stale frames are dropped and counted instead
@@ -40,6 +45,7 @@ from ultralytics.utils.files import increment_path
 
 from .arguments import key_value_to_options
 from .command_errors import CommandError, CommandParser, command
+from .inference_threads import choose_threads, cpu_cores, current_threads, set_threads
 from .live_capture import Frame, LatestFrameCapture
 from .preflight import check_device, check_output_folder, load_model
 from .video_source import (
@@ -80,8 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         "--weights",
         required=True,
-        help="trained checkpoint (.pt, or another format Ultralytics loads), or a model YAML such as "
-        "yolov8n-fasternet.yaml for a smoke run with random weights",
+        help="trained checkpoint (.pt), an exported model (.onnx, .torchscript, an OpenVINO *_openvino_model "
+        "folder: what YOLO() loads), or a model YAML such as yolov8n-fasternet.yaml (a smoke run, random weights)",
     )
     add(
         "--source",
@@ -94,6 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
     add("--iou", type=float, default=0.7, help="NMS IoU threshold (default: %(default)s)")
     add("--device", help="cpu, 0, cuda:1, mps, ... (default: GPU 0 if there is one, else cpu)")
     add("--half", action="store_true", help="FP16 inference where the device supports it (CUDA)")
+    add(
+        "--threads",
+        default="auto",
+        help="CPU inference threads, or 'auto': time 1..cores threads on the warm-up frame next to the capture "
+        "thread and keep the fastest (default: %(default)s; Ultralytics alone uses cores - 1 for PyTorch)",
+    )
     add(
         "--show",
         action=argparse.BooleanOptionalAction,
@@ -122,10 +134,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         (not 0 <= args.iou <= 1, f"--iou must be between 0 and 1, got {args.iou}"),
         (args.max_frames is not None and args.max_frames <= 0, f"--max-frames must be positive, got {args.max_frames}"),
     ]
+    if args.threads != "auto":
+        threads = int(args.threads) if args.threads.isdigit() else 0
+        problems.append((threads < 1, f"--threads must be 'auto' or a positive integer, got {args.threads!r}"))
+        args.threads = threads
     for failed, message in problems:
         if failed:
             parser.exit(2, f"{parser.prog}: error: {message}\n")
     return args
+
+
+def thread_candidates(cores: int) -> list[int]:
+    """The thread counts ``--threads auto`` times: every count up to 4, then half, all but one and all cores."""
+    return sorted({n for n in (1, 2, 3, 4, cores // 2, cores - 1, cores) if 1 <= n <= cores})
 
 
 # --- timing --------------------------------------------------------------------------------------------------------
@@ -146,6 +167,7 @@ class Summary:
     saved: Path | None = None
     saved_frames: int = 0
     error: str | None = None  # a live source that failed after frames were processed
+    threads: str = ""  # the CPU inference threads and how they were chosen
     signum: int | None = None  # the stop signal (SIGINT, SIGTERM) that ended the run, if one did
 
     @property
@@ -165,6 +187,7 @@ class Summary:
             f"  frames: read {self.frames_read}, processed {self.frames_processed}, dropped {self.frames_dropped}"
             f" ({'live: newest frame only' if self.live else 'file: every frame'}); stopped: {self.stop_reason}",
             f"  mean FPS: {self.fps:.2f} ({self.frames_processed} frames in {self.elapsed_s:.2f} s, end to end)",
+            *([f"  threads: {self.threads}"] if self.threads else []),
             f"  {'ms':<12} {'p50':>8} {'p95':>8}",
         ]
         for key in (*STAGES, "latency"):
@@ -428,10 +451,10 @@ def open_source(args: argparse.Namespace, stack: contextlib.ExitStack) -> OpenSo
     return source
 
 
-def load_and_warm_up(args: argparse.Namespace, size: tuple[int, int] | None) -> tuple[YOLO, dict]:
-    """Load the model and run it on blank frames of the source's size, so set-up is not counted as frame time.
+def load_and_warm_up(args: argparse.Namespace, size: tuple[int, int] | None) -> tuple[YOLO, dict, str]:
+    """Load the model, run it on blank frames of the source's size (set-up is not frame time), set its threads.
 
-    Returns the model and the keyword arguments for ``model.predict``.
+    Returns the model, the keyword arguments for ``model.predict`` and a line saying which CPU threads it runs on.
     """
     model = load_model(args.weights)
     predict_kwargs = {"imgsz": args.imgsz, "conf": args.conf, "iou": args.iou, "device": args.device}
@@ -445,7 +468,28 @@ def load_and_warm_up(args: argparse.Namespace, size: tuple[int, int] | None) -> 
         raise DetectError(f"cannot run {args.weights} on device {device}: {_first_line(e)}") from e
     if args.half and not getattr(model.predictor.model, "fp16", False):
         print(f"--half: no FP16 inference on {model.predictor.device.type}; running FP32", file=sys.stderr)
-    return model, predict_kwargs
+    blank = np.zeros((height, width, 3), np.uint8)
+    return (
+        model,
+        predict_kwargs,
+        configure_threads(args, model, lambda: model.predict(blank, **predict_kwargs)[0].plot()),
+    )
+
+
+def configure_threads(args: argparse.Namespace, model: YOLO, frame_work) -> str:
+    """Apply ``--threads`` on a CPU model (a number, or the fastest measured count) and describe the result."""
+    if model.predictor.device.type != "cpu":
+        return ""
+    if args.threads == "auto":
+        cores = cpu_cores()
+        if not set_threads(model, 1, args.weights):
+            return f"{current_threads(model) or 'backend default'} (this model format offers no thread setting)"
+        best, fps = choose_threads(model, args.weights, frame_work, thread_candidates(cores))
+        measured = ", ".join(f"{n}: {v:.1f}" for n, v in fps.items())
+        return f"{best} of {cores} cores, the fastest measured (FPS by threads: {measured})"
+    if not set_threads(model, args.threads, args.weights):
+        raise DetectError(f"--threads {args.threads}: this model format ({args.weights}) offers no thread setting")
+    return f"{args.threads} (--threads)"
 
 
 def output_folder(args: argparse.Namespace) -> Path:
@@ -469,9 +513,10 @@ def run(args: argparse.Namespace) -> Summary:
         check_device(args.device)
         folder = output_folder(args) if args.save else None
         source = open_source(args, stack)
-        model, predict_kwargs = load_and_warm_up(args, source.size)
+        model, predict_kwargs, threads = load_and_warm_up(args, source.size)
         spec, latest = source.spec, source.latest
         summary = Summary(f"{args.weights} on {spec} imgsz={args.imgsz} device={model.predictor.device}", source.live)
+        summary.threads = threads
         sink = make_sink(folder, source) if folder is not None else None
         if sink is not None:
             stack.callback(sink.close)

@@ -27,6 +27,7 @@ RANGES = {
     "conf": (lambda v: 0 <= v <= 1, "between 0 and 1"),
     "iou": (lambda v: 0 <= v <= 1, "between 0 and 1"),
 }
+EXPORTED_SUFFIXES = {".onnx", ".torchscript", ".engine", ".mlpackage", ".tflite", ".xml"}  # exported model files
 _DEVICE_LIST = re.compile(r"^(cuda:)?\d+(,\d+)*$")  # 0, cuda:1, 0,1 (Ultralytics' other forms are left to it)
 
 
@@ -92,10 +93,14 @@ def load_model(name: str):
     from ultralytics.utils.downloads import GITHUB_ASSETS_NAMES
 
     path = Path(name)
-    if path.is_dir():
-        raise CommandError(f"model {name}: is a folder; give a model YAML or a .pt checkpoint")
+    if path.is_dir() and not path.name.endswith("_openvino_model"):
+        raise CommandError(f"model {name}: is a folder; give a model YAML, a .pt checkpoint or an exported model")
+    if path.is_dir() and not any(path.glob("*.xml")):
+        raise CommandError(f"model {name}: OpenVINO folder without a .xml model file")
     # Ultralytics would first ask GitHub whether a missing .pt is one of its release assets (warnings when offline)
     if path.suffix == ".pt" and not path.exists() and path.name not in GITHUB_ASSETS_NAMES:
+        raise CommandError(f"model {name}: no such file")
+    if path.suffix in EXPORTED_SUFFIXES and not path.exists():
         raise CommandError(f"model {name}: no such file")
     _check_plugins_installed(path)
     try:
