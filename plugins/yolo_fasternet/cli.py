@@ -8,6 +8,7 @@
     yolo-fasternet data --n-train 256                             # write the synthetic shapes dataset
     yolo-fasternet modules                                        # registered YAML modules (plugins too)
     yolo-fasternet graft yolo11n.yaml C3k2=C3k2_Faster -o my.yaml  # substitute modules in a model YAML
+    yolo-fasternet quantize --weights best.pt                     # INT8 OpenVINO model and its mAP change
 
 Every command takes ``--key value`` and Ultralytics-style ``key=value`` alike, and ``--help``. Each command's module
 is imported only when that command runs.
@@ -31,6 +32,7 @@ COMMANDS = {
     "data": ("yolo_fasternet.apps.synthetic_data", "write the deterministic synthetic shapes dataset"),
     "modules": ("yolo_fasternet.apps.modules", "every registered YAML module: like, origin, YAML arguments"),
     "graft": ("yolo_fasternet.apps.graft", "derive a model YAML from a stock or user YAML by substituting modules"),
+    "quantize": ("yolo_fasternet.apps.quantize", "INT8 OpenVINO/ONNX model of a checkpoint, with its mAP change"),
 }
 PROG = "yolo-fasternet"
 
