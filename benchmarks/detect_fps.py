@@ -1,17 +1,24 @@
-"""End-to-end detection FPS of yolov8n-fasternet next to stock yolov8n, through detect_yolo.py's own pipeline.
+"""End-to-end detection FPS through detect_yolo.py's own pipeline: FasterNet against stock, per runtime and precision.
 
-Both models run in this one process on the same video, alternating (A, B, A, B, ...) so both see the same machine
-noise, each through ``detect_yolo.run`` exactly as ``detect_yolo.py --source VIDEO --no-show`` runs: decode, the
-Ultralytics predictor (preprocess, inference, NMS), drawing boxes and the overlay, every frame in order, after the
-script's own warm-up. The FPS printed is the median over rounds of each run's mean FPS; the p50 columns pool the
-frames of all rounds.
+Every (model, runtime) pair runs in this one process on the same video, alternating round by round so all see the
+same machine noise, each through ``detect_yolo.run`` exactly as ``detect_yolo.py --source VIDEO --no-show`` runs:
+decode, the Ultralytics predictor (preprocess, inference, NMS), drawing boxes and the overlay, every frame in order,
+after the script's own warm-up and its thread choice (``--threads auto``: the fastest measured count). The FPS printed
+is the median over rounds of each run's mean FPS; the p50 columns pool the frames of all rounds.
 
-    python benchmarks/detect_fps.py                                   # 640 and 320 px on a generated 640x480 video
-    python benchmarks/detect_fps.py --video clip.mp4 --imgsz 640 --device 0 --frames 300
-    python benchmarks/detect_fps.py --model runs/a/best.pt --baseline runs/b/best.pt
+Runtimes: ``pytorch`` (the fused model, as ``yolo predict`` runs a .pt), ``onnx`` (ONNX Runtime), ``openvino`` (at
+OpenVINO's CPU default precision, which is bf16 on CPUs with AMX or AVX512-BF16: the header says which),
+``openvino-f32`` (the same model compiled for f32), and the INT8 forms ``openvino-int8`` (NNCF) and ``onnx-int8``
+(ONNX Runtime static quantization), exported through Ultralytics (``yolo export ... quantize=8``) and calibrated on
+the synthetic shapes set.
 
-Without --model/--baseline both models have random weights: the network costs the same as trained, but with no
-boxes to keep, NMS and drawing are cheaper than on a trained model.
+    python benchmarks/detect_fps.py                                    # n and s pairs, every runtime, 640 px
+    python benchmarks/detect_fps.py --pairs yolov8s-fasternet:yolov8s --runtimes pytorch openvino openvino-int8
+    python benchmarks/detect_fps.py --video clip.mp4 --imgsz 640 320 --frames 100 --rounds 3
+
+The models have random weights: the network costs the same as trained, but with no boxes to keep, NMS and drawing
+are cheaper than on a trained model (identical for every row). Accuracy of the INT8 models: ``yolo-fasternet
+quantize`` on a trained checkpoint.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import logging
 import statistics
 import sys
 import tempfile
@@ -28,8 +36,10 @@ import cv2
 import numpy as np
 import torch
 import ultralytics
+from ultralytics.utils import LOGGER
 
 from yolo_fasternet.apps import detect as detect_yolo  # the pipeline measured is the command's own
+from yolo_fasternet.apps.synthetic_data import make_synthetic_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -57,63 +67,174 @@ def make_video(path: Path, frames: int, size: tuple[int, int] = (640, 480), fps:
     return path
 
 
-def short_name(weights: str) -> str:
-    """``yolov8n-fasternet`` for a bundled YAML, the path as given for a checkpoint."""
-    return Path(weights).stem if weights.endswith((".yaml", ".yml")) else weights
+RUNTIMES = {  # runtime -> (Ultralytics export format or None for the .pt, INT8)
+    "pytorch": (None, False),
+    "onnx": ("onnx", False),
+    "openvino": ("openvino", False),  # at OpenVINO's CPU default precision: bf16 where the CPU has AMX/AVX512-BF16
+    "openvino-f32": ("openvino", False),  # the same model compiled with INFERENCE_PRECISION_HINT f32
+    "onnx-int8": ("onnx", True),
+    "openvino-int8": ("openvino", True),
+}
 
 
-def measure(detect_yolo, weights: str, video: Path, imgsz: int, device: str, frames: int):
+@contextlib.contextmanager
+def openvino_precision(runtime: str):
+    """For ``openvino-f32``, make every OpenVINO compile in this process use f32 (as ``yolo predict`` cannot ask)."""
+    if runtime != "openvino-f32":
+        yield
+        return
+    import openvino as ov
+
+    original = ov.Core.compile_model
+
+    def compile_f32(self, model, device_name=None, config=None, **kwargs):
+        return original(self, model, device_name, {**(config or {}), "INFERENCE_PRECISION_HINT": "f32"}, **kwargs)
+
+    ov.Core.compile_model = compile_f32
+    try:
+        yield
+    finally:
+        ov.Core.compile_model = original
+
+
+def openvino_default_precision() -> str:
+    """OpenVINO's default inference precision on this CPU (what ``yolo predict`` runs an OpenVINO model at)."""
+    try:
+        import openvino as ov
+
+        precision = ov.Core().get_property("CPU", "INFERENCE_PRECISION_HINT")
+        return precision.to_string() if hasattr(precision, "to_string") else str(precision)
+    except Exception as e:  # openvino not installed or no CPU plugin: the header says so
+        return f"unknown ({type(e).__name__})"
+
+
+CALIBRATION_IMAGES = 64  # synthetic images the INT8 exports calibrate on (timing does not depend on the weights)
+
+
+def prepare(model: str, runtime: str, imgsz: int, folder: Path, data: str) -> str:
+    """The weights detect_yolo.py is given for ``model`` on ``runtime``: a .pt, or an export of it at ``imgsz``.
+
+    Each export runs in its own folder, from its own copy of the checkpoint, so the paths Ultralytics picks
+    (``m.onnx``, ``m_int8.onnx``, ``m_openvino_model/``, ``m_int8_openvino_model/``) never collide.
+    """
+    from ultralytics import YOLO
+
+    from yolo_fasternet.apps.quantize import int8_arguments
+
+    fmt, int8 = RUNTIMES[runtime]
+    work = folder / f"{model}-{runtime}-{imgsz}"
+    work.mkdir(parents=True)
+    checkpoint = work / f"{model}.pt"
+    YOLO(f"{model}.yaml").save(checkpoint)
+    if fmt is None:
+        return str(checkpoint)
+    kwargs = {"format": fmt, "imgsz": imgsz, "device": "cpu"}
+    if int8:
+        kwargs.update(int8_arguments(fmt), data=data, split="train")
+    threads = torch.get_num_threads()
+    with contextlib.redirect_stdout(io.StringIO()):
+        exported = YOLO(checkpoint).export(**kwargs)
+    torch.set_num_threads(threads)  # the exporter's select_device("cpu") leaves torch on cores - 1 threads
+    return str(exported)
+
+
+def measure(weights: str, video: Path, imgsz: int, frames: int, threads: str):
     """One run of the detection pipeline; returns its ``Summary``. Its console output is swallowed."""
     args = detect_yolo.parse_args(
-        ["--weights", weights, "--source", str(video), "--imgsz", str(imgsz), "--device", device]
+        ["--weights", weights, "--source", str(video), "--imgsz", str(imgsz), "--device", "cpu", "--threads", threads]
         + ["--no-show", "--max-frames", str(frames)]
     )
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         return detect_yolo.run(args)
 
 
+def parse_pairs(text: list[str]) -> list[tuple[str, str]]:
+    """``model:stock`` arguments as (model, stock) pairs of bundled model names."""
+    pairs = []
+    for item in text:
+        model, _, stock = item.partition(":")
+        if not model or not stock:
+            raise SystemExit(f"detect_fps.py: error: --pairs takes model:stock, got {item!r}")
+        pairs.append((model.removesuffix(".yaml"), stock.removesuffix(".yaml")))
+    return pairs
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Run both models alternately at each size and print FPS, p50 stage times and the FPS ratio."""
+    """Run every (model, runtime) alternately at each size; print FPS, p50 times, and the ratios that matter."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", default="yolov8n-fasternet.yaml", help="default: %(default)s")
-    parser.add_argument("--baseline", default="yolov8n.yaml", help="default: %(default)s")
-    parser.add_argument("--video", type=Path, help="video to run on (default: a generated 640x480 one)")
-    parser.add_argument("--frames", type=int, default=60, help="frames per run (default: %(default)s)")
-    parser.add_argument("--imgsz", type=int, nargs="+", default=[640, 320], help="default: %(default)s")
-    parser.add_argument("--rounds", type=int, default=3, help="runs per model and size (default: %(default)s)")
-    parser.add_argument("--device", default="cpu", help="default: %(default)s")
+    add = parser.add_argument
+    add("--pairs", nargs="+", default=["yolov8n-fasternet:yolov8n", "yolov8s-fasternet:yolov8s"], help="model:stock")
+    add("--runtimes", nargs="+", choices=list(RUNTIMES), default=list(RUNTIMES), help="default: all")
+    add("--video", type=Path, help="video to run on (default: a generated 640x480 one)")
+    add("--frames", type=int, default=40, help="frames per run (default: %(default)s)")
+    add("--imgsz", type=int, nargs="+", default=[640], help="default: %(default)s")
+    add("--rounds", type=int, default=2, help="runs per model, runtime and size (default: %(default)s)")
+    add("--threads", default="auto", help="detect_yolo.py --threads (default: %(default)s)")
     args = parser.parse_args(argv)
+    pairs = parse_pairs(args.pairs)
+    LOGGER.setLevel(
+        logging.ERROR
+    )  # export and model-loading chatter (and calibration-size warnings) would bury the tables
+    models = list(dict.fromkeys(m for pair in pairs for m in pair))
 
     with tempfile.TemporaryDirectory() as tmp:
-        video = args.video or make_video(Path(tmp) / "benchmark.mp4", args.frames)
+        folder = Path(tmp)
+        video = args.video or make_video(folder / "benchmark.mp4", args.frames)
         capture = cv2.VideoCapture(str(video))
         size = f"{int(capture.get(cv2.CAP_PROP_FRAME_WIDTH))}x{int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))}"
         capture.release()
+        data = str(make_synthetic_dataset(root=folder / "data", n_train=CALIBRATION_IMAGES, n_val=8))
         print(
-            f"detect_fps: {args.frames} frames of a {size} video ({video.name}) per run, {args.rounds} alternating "
-            f"rounds, device {args.device}; Ultralytics {ultralytics.__version__}, torch {torch.__version__}"
+            f"detect_fps: {args.frames} frames of a {size} video per run, {args.rounds} alternating rounds, CPU, "
+            f"--threads {args.threads}; Ultralytics {ultralytics.__version__}, torch {torch.__version__}; OpenVINO's "
+            f"CPU default precision here: {openvino_default_precision()} (the 'openvino' rows)\n"
         )
-        print(
-            f"{'imgsz':<6} {'model':<24} {'FPS':>7} {'pre p50':>8} {'inf p50':>8} {'post p50':>9} {'latency p50':>12}"
-        )
+        print("| imgsz | runtime | model | FPS | threads | inference p50 ms | latency p50 ms |")
+        print("|---|---|---|---|---|---|---|")
+        fps = {}
         for imgsz in args.imgsz:
-            runs = {args.model: [], args.baseline: []}
+            weights = {(m, r): prepare(m, r, imgsz, folder, data) for r in args.runtimes for m in models}
+            runs = {key: [] for key in weights}
             for _ in range(args.rounds):
-                for weights in runs:
-                    runs[weights].append(measure(detect_yolo, weights, video, imgsz, args.device, args.frames))
-            fps = {}
-            for weights, summaries in runs.items():
-                fps[weights] = statistics.median(s.fps for s in summaries)
-                p50 = {k: np.median([t for s in summaries for t in s.times_ms[k]]) for k in summaries[0].times_ms}
+                for key, w in weights.items():
+                    with openvino_precision(key[1]):
+                        runs[key].append(measure(w, video, imgsz, args.frames, args.threads))
+            for (model, runtime), summaries in runs.items():
+                fps[imgsz, model, runtime] = statistics.median(s.fps for s in summaries)
+                p50 = {k: np.median([t for s in summaries for t in s.times_ms[k]]) for k in ("inference", "latency")}
+                threads = summaries[-1].threads.split(" ")[0]
                 print(
-                    f"{imgsz:<6} {short_name(weights):<24} {fps[weights]:>7.2f} {p50['preprocess']:>8.1f}"
-                    f" {p50['inference']:>8.1f} {p50['postprocess']:>9.1f} {p50['latency']:>12.1f}"
+                    f"| {imgsz} | {runtime} | {model} | {fps[imgsz, model, runtime]:.2f} | {threads} "
+                    f"| {p50['inference']:.1f} | {p50['latency']:.1f} |"
                 )
-            ratio = fps[args.model] / fps[args.baseline]
-            print(f"{imgsz:<6} FPS ratio {short_name(args.model)} / {short_name(args.baseline)}: {ratio:.2f}x")
-        # Ultralytics' select_device() sets the CPU thread count (min(8, cores - 1)) when the predictor starts.
-        print(f"torch CPU threads as the Ultralytics predictor ran: {torch.get_num_threads()}")
-        sys.stdout.flush()
+            sys.stdout.flush()
+        print("\nFPS ratios (higher is better):\n")
+        print("| imgsz | runtime | " + " | ".join(f"{m} / {s}" for m, s in pairs) + " |")
+        print("|---|---|" + "---|" * len(pairs))
+        for imgsz in args.imgsz:
+            for runtime in args.runtimes:
+                ratios = [fps[imgsz, m, runtime] / fps[imgsz, s, runtime] for m, s in pairs]
+                print(f"| {imgsz} | {runtime} | " + " | ".join(f"{r:.2f}x" for r in ratios) + " |")
+        int8 = [
+            (fp, q)
+            for fp, q in (("onnx", "onnx-int8"), ("openvino-f32", "openvino-int8"), ("openvino", "openvino-int8"))
+            if fp in args.runtimes and q in args.runtimes
+        ]
+        if int8:
+            print("\nINT8 against FP32 on the same runtime (FPS ratio):\n")
+            print("| imgsz | runtime | " + " | ".join(models) + " |")
+            print("|---|---|" + "---|" * len(models))
+            for imgsz in args.imgsz:
+                for fp32, q in int8:
+                    ratios = [fps[imgsz, m, q] / fps[imgsz, m, fp32] for m in models]
+                    print(f"| {imgsz} | {q} / {fp32} | " + " | ".join(f"{r:.2f}x" for r in ratios) + " |")
+            if "pytorch" in args.runtimes:
+                print("\nFastest runtime against PyTorch FP32 (what the Ultralytics predictor runs a .pt with):\n")
+                for imgsz in args.imgsz:
+                    for m in models:
+                        best = max(args.runtimes, key=lambda r: fps[imgsz, m, r])
+                        gain = fps[imgsz, m, best] / fps[imgsz, m, "pytorch"]
+                        print(f"- {imgsz} px {m}: {best} {fps[imgsz, m, best]:.2f} FPS, {gain:.2f}x PyTorch FP32")
 
 
 if __name__ == "__main__":

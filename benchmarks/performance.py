@@ -1,6 +1,7 @@
 """FasterNet against stock YOLO, from one operator to a training step, measured side by side in one run.
 
-    python benchmarks/performance.py                          # everything, about 3 minutes on 2 CPU cores
+    python benchmarks/performance.py                          # everything, about 10 minutes on 2 CPU cores
+    python benchmarks/performance.py --sections scales        # the per-scale headline only
     python benchmarks/performance.py --sections operator,block --runs 50
     python benchmarks/performance.py --sections model --batches 1 --no-train
 
@@ -18,6 +19,13 @@ Sections (each prints a Markdown table):
   step (forward, loss, backward, optimizer step). Stock models are also timed channels-last, as a reference that
   separates the memory-layout effect from the architecture.
 - ``profile``: per-layer milliseconds and GFLOP/s of yolov8n-fasternet and yolov8n: where the time goes.
+- ``scales``: yolov8{n,s,m,l,x}-fasternet against yolov8{n,s,m,l,x}, batch 1, 640 px: GFLOPs, PyTorch eager and ONNX
+  Runtime latency, the ratio to stock per scale (the headline: FasterNet pays off from s upward) and the targets.
+  ``--scales n,s`` limits it; m, l and x take fewer repetitions (an x-scale inference takes seconds).
+- ``onnx_pconv``: the n/s/m FasterNet detectors exported with each candidate ONNX form of PConv (``split_cat``;
+  ``grouped``: one grouped 3x3 conv with identity kernels on the untouched groups; ``residual_convs``: a selecting
+  1x1, the 3x3 minus identity and an embedding 1x1 added to the input, no Split/Concat), each checked against
+  PyTorch, then timed in ONNX Runtime.
 
 The GPU rows are written but have not run yet: no GPU was available where this script was developed.
 
@@ -427,6 +435,113 @@ def section_train(args, imgsz: int) -> None:
     )
 
 
+# ------------------------------------------------------------------------------------------------------ scales
+
+# latency x stock at batch 1, 640 px, fused, CPU (issue 16): scale -> (PyTorch eager, ONNX Runtime)
+SCALE_TARGETS = {"n": (0.85, 0.95), "s": (0.58, 0.65), "m": (0.43, 0.48)}
+
+
+def verdict(ratio: float, target: float | None) -> str:
+    if target is None:
+        return ""
+    return f"{target:.2f}: " + ("met" if ratio <= target else f"missed by {ratio - target:.2f}")
+
+
+def section_scales(args, imgsz: int = 640) -> None:
+    """yolov8{scale}-fasternet against yolov8{scale}, scale by scale: PyTorch eager and ONNX Runtime, batch 1."""
+    print(f"## Scales: yolov8-fasternet against yolov8 at every scale (batch 1, {imgsz} px, fused, median ms)\n")
+    header = ["scale", "GFLOPs", "x stock GFLOPs", "PyTorch ms", "stock", "x stock", "target", "ORT ms", "stock"]
+    header += ["x stock", "target"]
+    rows = []
+    x = torch.rand(1, 3, imgsz, imgsz)
+    for scale in args.scales:
+        pair = {"fasternet": f"yolov8{scale}-fasternet", "stock": f"yolov8{scale}"}
+        gflops = {k: get_flops(build_model(n), imgsz) for k, n in pair.items()}
+        runs = args.runs if scale in "ns" else max(5, args.runs // (4 if scale == "m" else 8))
+        models = {k: inference_model(n) for k, n in pair.items()}
+        with torch.inference_mode():
+            pt = timed({k: (lambda m=m: m(x)) for k, m in models.items()}, runs, min(args.warmup, 2))
+        del models
+        ort = {}
+        if args.onnx:
+            with tempfile.TemporaryDirectory() as tmp:
+                sessions = {k: ort_session(export_onnx(n, 1, imgsz, Path(tmp))) for k, n in pair.items()}
+                xn = x.numpy()
+                fns = {k: (lambda s=s, xn=xn: s.run(None, {s.get_inputs()[0].name: xn})) for k, s in sessions.items()}
+                ort = timed(fns, runs, min(args.warmup, 2))
+        pt_target, ort_target = SCALE_TARGETS.get(scale, (None, None))
+        row = [scale, f"{gflops['fasternet']:.1f}", f"{gflops['fasternet'] / gflops['stock']:.2f}"]
+        row += [f"{pt['fasternet']:.1f}", f"{pt['stock']:.1f}", f"**{pt['fasternet'] / pt['stock']:.2f}**"]
+        row += [verdict(pt["fasternet"] / pt["stock"], pt_target)]
+        if ort:
+            row += [f"{ort['fasternet']:.1f}", f"{ort['stock']:.1f}", f"**{ort['fasternet'] / ort['stock']:.2f}**"]
+            row += [verdict(ort["fasternet"] / ort["stock"], ort_target)]
+        else:
+            row += ["", "", "", ""]
+        rows.append(row)
+        print(f"  {scale}: measured ({runs} runs)", file=sys.stderr, flush=True)
+    table(header, rows)
+
+
+# -------------------------------------------------------------------------------------------------- onnx_pconv
+
+
+def pconv_grouped(pconv: PConv, x: torch.Tensor) -> torch.Tensor:
+    """One grouped 3x3 conv (groups = c / dim_conv): PConv's kernel on the first group, identity kernels on the rest."""
+    c, d = x.shape[1], pconv.dim_conv
+    identity = torch.zeros(c - d, d, 3, 3, dtype=x.dtype)
+    rows = torch.arange(c - d)
+    identity[rows, rows % d, 1, 1] = 1.0
+    return nn.functional.conv2d(x, torch.cat([pconv.conv.weight, identity]), padding=1, groups=c // d)
+
+
+def pconv_residual_convs(pconv: PConv, x: torch.Tensor) -> torch.Tensor:
+    """x + embed(conv3x3'(select(x))): a 1x1 selecting the first channels, the 3x3 kernel minus identity, a 1x1
+    writing the result back; all three are convolutions ONNX Runtime runs in its NCHWc layout, with no Split/Concat."""
+    c, d = x.shape[1], pconv.dim_conv
+    select = torch.eye(d, c, dtype=x.dtype).view(d, c, 1, 1)
+    kernel = pconv.conv.weight - nn.functional.pad(torch.eye(d, dtype=x.dtype).view(d, d, 1, 1), (1, 1, 1, 1))
+    embed = torch.eye(c, d, dtype=x.dtype).view(c, d, 1, 1)
+    conv2d = nn.functional.conv2d
+    return x + conv2d(conv2d(conv2d(x, select), kernel, padding=1), embed)
+
+
+ONNX_PCONV_FORMS = {"split_cat": None, "grouped": pconv_grouped, "residual_convs": pconv_residual_convs}
+
+
+def section_onnx_pconv(args, imgsz: int = 640) -> None:
+    """Whole FasterNet detectors exported with each candidate PConv form, timed in ONNX Runtime against split_cat."""
+    import numpy as np
+
+    print(f"## PConv export forms in ONNX Runtime (whole models, batch 1, {imgsz} px, median ms)\n")
+    rows = []
+    x = torch.rand(1, 3, imgsz, imgsz)
+    for scale in [c for c in args.scales if c in "nsm"]:
+        name = f"yolov8{scale}-fasternet"
+        model = inference_model(name)
+        with torch.inference_mode():
+            expected = model(x)[0].numpy()
+        sessions = {}
+        with tempfile.TemporaryDirectory() as tmp:
+            for form, forward in ONNX_PCONV_FORMS.items():
+                exported = copy.deepcopy(model)
+                for m in exported.modules():
+                    if isinstance(m, PConv) and forward is not None:
+                        m.forward_split_cat = lambda t, m=m, f=forward: f(m, t)
+                path = Path(tmp) / f"{name}-{form}.onnx"
+                with contextlib.redirect_stderr(io.StringIO()):
+                    torch.onnx.export(exported, (x,), str(path), dynamo=False, opset_version=17, input_names=["x"])
+                sessions[form] = ort_session(path)
+                error = float(np.abs(sessions[form].run(None, {"x": x.numpy()})[0] - expected).max())
+                assert error <= 1e-3 * max(1.0, float(np.abs(expected).max())), f"{name} {form}: differs by {error}"
+            runs = args.runs if scale == "n" else max(5, args.runs // 2)
+            ms = timed({f: (lambda s=s: s.run(None, {"x": x.numpy()})) for f, s in sessions.items()}, runs, 2)
+        for form in ONNX_PCONV_FORMS:
+            rows.append([name, form, f"{ms[form]:.1f}", f"{ms[form] / ms['split_cat']:.2f}"])
+    table(["model", "PConv form", "ORT ms", "x split_cat"], rows)
+    print("A form would be selected at export only where it is faster than split_cat; see the README.\n")
+
+
 # ----------------------------------------------------------------------------------------------------- profile
 def layer_profile(model: nn.Module, x: torch.Tensor, runs: int, warmup: int) -> list[tuple[int, str, float, float]]:
     """(index, type, median ms, GFLOPs) of each top-level layer; FLOPs counted from the Conv2d calls inside it."""
@@ -484,6 +599,8 @@ SECTIONS = {
     "block": section_block,
     "profile": section_profile,
     "model": section_model,
+    "scales": section_scales,
+    "onnx_pconv": section_onnx_pconv,
 }
 
 
@@ -498,6 +615,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--train-batch", type=int, default=8)
     parser.add_argument("--train-runs", type=int, default=3)
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--scales", default="n,s,m,l,x", help="scales of the 'scales' section (default: %(default)s)")
     args = parser.parse_args(argv)
     sections = [s.strip() for s in args.sections.split(",") if s.strip()]
     unknown = [s for s in sections if s not in SECTIONS]
@@ -507,6 +625,9 @@ def main(argv: list[str] | None = None) -> None:
         args.batches = [int(b) for b in args.batches.split(",")]
     except ValueError:
         parser.error(f"--batches takes comma-separated integers, got {args.batches!r}")
+    args.scales = [c.strip() for c in args.scales.split(",") if c.strip()]
+    if not args.scales or any(c not in "nsmlx" or len(c) != 1 for c in args.scales):
+        parser.error(f"--scales takes letters from n,s,m,l,x, got {','.join(args.scales)!r}")
     if args.threads:
         torch.set_num_threads(args.threads)
     started = time.perf_counter()

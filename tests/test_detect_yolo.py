@@ -395,16 +395,21 @@ def test_a_failing_camera_ends_the_stream_with_its_error():
 
 
 @pytest.mark.slow
-def test_benchmark_prints_both_models_and_their_ratio(tmp_path):
+def test_benchmark_prints_every_runtime_and_the_ratios(tmp_path):
+    runtimes = ["pytorch", "onnx", "openvino", "openvino-int8"]
+    argv = ["--pairs", "yolov8n-fasternet:yolov8n", "--runtimes", *runtimes, "--imgsz", "64", "--frames", "8"]
     proc = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / "detect_fps.py"), "--imgsz", "64", "--frames", "8", "--rounds", "1"],
+        [sys.executable, str(REPO / "benchmarks" / "detect_fps.py"), *argv, "--rounds", "1"],
         cwd=tmp_path,
         env=headless_env(),
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert re.search(r"^64\s+yolov8n-fasternet\s+[\d.]+", proc.stdout, re.M), proc.stdout
-    assert re.search(r"^64\s+yolov8n\s+[\d.]+", proc.stdout, re.M), proc.stdout
-    assert re.search(r"^64\s+FPS ratio yolov8n-fasternet / yolov8n: [\d.]+x$", proc.stdout, re.M), proc.stdout
+    for runtime in runtimes:
+        for model in ("yolov8n-fasternet", "yolov8n"):
+            assert re.search(rf"^\| 64 \| {runtime} \| {model} \| [\d.]+ \| \d+ \|", proc.stdout, re.M), proc.stdout
+        assert re.search(rf"^\| 64 \| {runtime} \| [\d.]+x \|$", proc.stdout, re.M), proc.stdout
+    assert re.search(r"^\| 64 \| openvino-int8 / openvino \| [\d.]+x \| [\d.]+x \|$", proc.stdout, re.M), proc.stdout
+    assert re.search(r"^- 64 px yolov8n-fasternet: \S+ [\d.]+ FPS, [\d.]+x PyTorch FP32$", proc.stdout, re.M)

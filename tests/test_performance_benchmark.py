@@ -20,3 +20,15 @@ def test_operator_and_block_sections_print_every_row(capsys):
     assert out.count("| FasterNetBlock ") == len(benchmark.T0_STAGES)
     assert out.count("| C2f_Faster ") == len(benchmark.C2F_FASTER_LAYERS)
     assert "measured GEMM GFLOP/s" in out
+
+
+def test_scales_and_onnx_pconv_sections_print_their_rows(capsys):
+    """The per-scale table (n only, PyTorch) and every candidate PConv export form, checked against PyTorch first."""
+    spec = importlib.util.spec_from_file_location("performance_benchmark", BENCHMARK)
+    benchmark = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(benchmark)
+    benchmark.main(["--sections", "scales,onnx_pconv", "--scales", "n", "--runs", "1", "--warmup", "0", "--no-onnx"])
+    out = capsys.readouterr().out
+    assert len([line for line in out.splitlines() if line.startswith("| n | 8.")]) == 1, out
+    for form in benchmark.ONNX_PCONV_FORMS:
+        assert f"| yolov8n-fasternet | {form} | " in out, out

@@ -9,8 +9,8 @@ marked "not separable" in the table and drawn hollow in the plot.
 from __future__ import annotations
 
 import io
-import textwrap
 import statistics
+import textwrap
 
 from .ablation_stats import PairedDifference, mean_std, paired_difference
 
