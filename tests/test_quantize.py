@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+import torch
 from ultralytics import YOLO
 
 from yolo_fasternet.apps.synthetic_data import make_synthetic_dataset
@@ -71,7 +72,11 @@ def test_bad_arguments_are_one_line(trained, tmp_path, capsys):
         (["--weights", str(trained), "--data", str(tmp_path / "none.yaml")], 1, "none.yaml"),
     ]
     for argv, code, message in cases:
-        assert cli_main(["quantize", *argv]) == code, argv
+        try:
+            status = cli_main(["quantize", *argv])
+        except SystemExit as e:  # argparse's own exit for a bad option value, as for every command
+            status = e.code
+        assert status == code, argv
         err = capsys.readouterr().err.strip()
         assert message in err and len(err.splitlines()) == 1, err
 
@@ -85,3 +90,13 @@ def test_val_split_equal_to_train_split_is_refused(trained, tmp_path, capsys):
     same.write_text(re.sub(r"^val: .+$", f"val: {train}", text, flags=re.M))
     assert cli_main(["quantize", "--weights", str(trained), "--data", str(same)]) == 1
     assert "its val split is its train split" in capsys.readouterr().err
+
+
+def test_recorded_dataset_missing_here_is_refused(trained, tmp_path, capsys):
+    """No silent calibration on other images: a checkpoint's own dataset that is not here needs --data."""
+    checkpoint = torch.load(trained, map_location="cpu", weights_only=False)
+    checkpoint["train_args"]["data"] = str(tmp_path / "gone.yaml")
+    moved = tmp_path / "moved.pt"
+    torch.save(checkpoint, moved)
+    assert cli_main(["quantize", "--weights", str(moved)]) == 1
+    assert "gone.yaml, which is not here; give --data" in capsys.readouterr().err

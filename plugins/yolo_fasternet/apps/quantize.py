@@ -10,10 +10,11 @@ post-training quantization, ONNX through ONNX Runtime's static quantization. Cal
 the ones the model is judged on. The FP32 model is exported in the same format and validated the same way, and the
 command prints mAP50-95 and mAP50 of both and the change in points.
 
-Data: ``--data``, else the dataset the checkpoint was trained on (its ``train_args``) where that file exists, else
-the synthetic shapes set. Image size: ``--imgsz``, else the checkpoint's training size. The exports land next to the
-checkpoint, as ``yolo export`` puts them (OpenVINO: ``best_int8_openvino_model/`` and ``best_openvino_model/``;
-ONNX: ``best_int8.onnx`` and ``best.onnx``); run them with ``yolo predict model=...`` or ``detect_yolo.py --weights``.
+Data: ``--data``, else the dataset the checkpoint was trained on (its ``train_args``; an error if that file is not
+here), else (a checkpoint that records none) the synthetic shapes set. Image size: ``--imgsz``, else the
+checkpoint's training size. The exports land next to the checkpoint, as ``yolo export`` puts them (OpenVINO:
+``best_int8_openvino_model/`` and ``best_openvino_model/``; ONNX: ``best_int8.onnx`` and ``best.onnx``); run them with
+``yolo predict model=...`` or ``detect_yolo.py --weights``.
 """
 
 from __future__ import annotations
@@ -97,6 +98,8 @@ def resolve_data(args: argparse.Namespace, train_args: dict) -> str:
     trained_on = train_args.get("data")
     if trained_on and Path(trained_on).is_file():
         return str(trained_on)
+    if trained_on:  # calibrating on other images than the model's own would be a silent wrong result
+        raise CommandError(f"--weights {args.weights} was trained on {trained_on}, which is not here; give --data")
     from .synthetic_data import make_synthetic_dataset
 
     return str(make_synthetic_dataset())
