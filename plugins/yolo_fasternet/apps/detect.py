@@ -43,6 +43,7 @@ from ultralytics import YOLO
 from ultralytics.utils import DEFAULT_CFG_DICT, TQDM
 from ultralytics.utils.files import increment_path
 
+from ..error_text import first_line
 from .arguments import key_value_to_options
 from .command_errors import CommandError, CommandParser, command
 from .inference_threads import choose_threads, cpu_cores, current_threads, set_threads
@@ -384,11 +385,6 @@ def fp16_kwargs(half: bool) -> dict:
     return {"quantize": 16} if "quantize" in DEFAULT_CFG_DICT else {"half": True}
 
 
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
-
-
 def live_frames(capture: LatestFrameCapture) -> Iterator[Frame | None]:
     """Newest frames of a live capture; None while none has arrived yet, so the caller can poll keys and signals."""
     while not capture.finished:
@@ -401,7 +397,7 @@ def first_live_frame(capture: LatestFrameCapture, spec: SourceSpec) -> Frame:
     if frame is not None:
         return frame
     if capture.error is not None:
-        raise SourceError(f"cannot read {spec}: {_first_line(capture.error)}")
+        raise SourceError(f"cannot read {spec}: {first_line(capture.error)}")
     if capture.finished:
         raise SourceError(f"cannot read {spec}: it opened but delivered no frames")
     raise SourceError(f"cannot read {spec}: no frame within {FIRST_FRAME_TIMEOUT_S:g} s")
@@ -465,7 +461,7 @@ def load_and_warm_up(args: argparse.Namespace, size: tuple[int, int] | None) -> 
             model.predict(np.zeros((height, width, 3), np.uint8), **predict_kwargs)
     except Exception as e:  # bad device, unusable checkpoint: one line instead of a traceback
         device = args.device or "default"
-        raise DetectError(f"cannot run {args.weights} on device {device}: {_first_line(e)}") from e
+        raise DetectError(f"cannot run {args.weights} on device {device}: {first_line(e)}") from e
     if args.half and not getattr(model.predictor.model, "fp16", False):
         print(f"--half: no FP16 inference on {model.predictor.device.type}; running FP32", file=sys.stderr)
     blank = np.zeros((height, width, 3), np.uint8)
@@ -574,7 +570,7 @@ def run(args: argparse.Namespace) -> Summary:
             # A frame handed out but not processed (interrupted mid-frame) was dropped as well.
             summary.frames_dropped = latest.frames_dropped + latest.frames_delivered - summary.frames_processed
             if latest.error is not None:
-                summary.error = f"reading {spec} failed: {_first_line(latest.error)}"
+                summary.error = f"reading {spec} failed: {first_line(latest.error)}"
         else:
             summary.frames_read = read
             summary.frames_dropped = read - summary.frames_processed

@@ -27,6 +27,7 @@ import re
 import sys
 from collections.abc import Iterator
 
+from ..error_text import first_line
 from .parse_model_patch import RegistrationError
 from .registration import register_modules, registered_modules
 from .registry import PluginModule
@@ -111,7 +112,7 @@ def _register_entry_point(distribution: str, ep) -> str | None:
     try:
         cls = ep.load()
     except Exception as e:  # any failure of a third-party import must leave this process working
-        return f"import failed: {type(e).__name__}: {_first_line(e)}"
+        return f"import failed: {type(e).__name__}: {first_line(e)}"
     finally:
         _LOADING.pop()
     if not isinstance(cls, type):
@@ -125,10 +126,5 @@ def _register_entry_point(distribution: str, ep) -> str | None:
     try:
         register_module(cls, like=like, origin=known.origin if known else distribution)
     except RegistrationError as e:
-        return _first_line(e)
+        return first_line(e)
     return None
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

@@ -15,6 +15,7 @@ import torch
 import yaml
 from torch import nn
 
+from ..error_text import typed_first_line
 from .errors import BackboneWeightsError, BackboneWeightsNotFoundError
 from .key_layouts import BLOCK_KEY, HEAD_PREFIXES, STAGE_KEY, detect_layout, key_in_layout, official_to_timm
 from .variants import VARIANTS, FasterNetVariant, shape_text, variant_for
@@ -97,7 +98,7 @@ def _read_file(path: Path) -> dict[str, torch.Tensor]:
         try:
             return load_file(str(path))
         except Exception as e:
-            raise BackboneWeightsError(f"{path}: not a readable safetensors file ({first_line(e)})") from None
+            raise BackboneWeightsError(f"{path}: not a readable safetensors file ({typed_first_line(e)})") from None
     problem = _not_a_torch_file(path)
     if problem:
         raise BackboneWeightsError(f"{path}: {problem}")
@@ -111,7 +112,7 @@ def _read_file(path: Path) -> dict[str, torch.Tensor]:
                 f"(torch.save(model.state_dict(), 'fasternet.pth'))"
             ) from None
         raise BackboneWeightsError(
-            f"{path}: not a readable PyTorch checkpoint, truncated or corrupt? ({first_line(e)})"
+            f"{path}: not a readable PyTorch checkpoint, truncated or corrupt? ({typed_first_line(e)})"
         ) from None
     return _unwrap(obj, str(path))
 
@@ -131,11 +132,6 @@ def _not_a_torch_file(path: Path) -> str | None:
             "the wrong file, or an error page saved instead of a download?"
         )
     return None
-
-
-def first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
 
 
 def parse_checkpoint(state_dict: Mapping[str, torch.Tensor], source: str = "state_dict") -> BackboneCheckpoint:
@@ -212,7 +208,7 @@ def manifest() -> dict[str, KnownCheckpoint]:
                 top1=float(entry["top1"]),
             )
     except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError, ValueError) as e:
-        raise BackboneWeightsError(f"{path}: malformed manifest ({first_line(e)})") from None
+        raise BackboneWeightsError(f"{path}: malformed manifest ({typed_first_line(e)})") from None
     return out
 
 
@@ -248,7 +244,7 @@ def _download(entry: KnownCheckpoint) -> BackboneCheckpoint:
         model = timm.create_model(entry.timm, pretrained=True)
     except Exception as e:
         raise BackboneWeightsNotFoundError(
-            f"{entry.name}: downloading {entry.timm} through timm failed ({first_line(e)}); {place}"
+            f"{entry.name}: downloading {entry.timm} through timm failed ({typed_first_line(e)}); {place}"
         ) from None
     return parse_checkpoint(model.state_dict(), f"timm hub: {entry.timm}")
 

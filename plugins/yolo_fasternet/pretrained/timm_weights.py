@@ -13,7 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .checkpoint_files import first_line, offline_flag, weights_dir
+from ..error_text import typed_first_line
+from .checkpoint_files import offline_flag, weights_dir
 from .errors import BackboneWeightsNotFoundError
 
 SUFFIXES = (".safetensors", ".pth", ".bin")
@@ -100,10 +101,10 @@ def loading_failed(name: str, source: dict, error: BaseException) -> BackboneWei
     file = source.get("pretrained_cfg_overlay", {}).get("file")
     if file:
         return BackboneWeightsNotFoundError(
-            f"timm backbone {name}: {file} does not load into it ({first_line(error)}); it must hold the state_dict "
-            f"of timm's {name}"
+            f"timm backbone {name}: {file} does not load into it ({typed_first_line(error)}); it must hold the "
+            f"state_dict of timm's {name}"
         )
     return BackboneWeightsNotFoundError(
-        f"timm backbone {name}: downloading its pretrained weights through timm failed ({first_line(error)}); "
+        f"timm backbone {name}: downloading its pretrained weights through timm failed ({typed_first_line(error)}); "
         f"{timm_weights(name).how_to_get()}"
     )
