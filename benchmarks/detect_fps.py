@@ -27,6 +27,7 @@ import argparse
 import contextlib
 import io
 import logging
+import shutil
 import statistics
 import sys
 import tempfile
@@ -114,7 +115,8 @@ CALIBRATION_IMAGES = 64  # synthetic images the INT8 exports calibrate on (timin
 def prepare(model: str, runtime: str, imgsz: int, folder: Path, data: str) -> str:
     """The weights detect_yolo.py is given for ``model`` on ``runtime``: a .pt, or an export of it at ``imgsz``.
 
-    Each export runs in its own folder, from its own copy of the checkpoint, so the paths Ultralytics picks
+    Every runtime of a model gets the same randomly initialised weights (built once, saved as ``folder/model.pt``).
+    Each export runs in its own folder, from its own copy of that checkpoint, so the paths Ultralytics picks
     (``m.onnx``, ``m_int8.onnx``, ``m_openvino_model/``, ``m_int8_openvino_model/``) never collide.
     """
     from ultralytics import YOLO
@@ -122,10 +124,13 @@ def prepare(model: str, runtime: str, imgsz: int, folder: Path, data: str) -> st
     from yolo_fasternet.apps.quantize import int8_arguments
 
     fmt, int8 = RUNTIMES[runtime]
+    built = folder / f"{model}.pt"
+    if not built.exists():
+        YOLO(f"{model}.yaml").save(built)
     work = folder / f"{model}-{runtime}-{imgsz}"
     work.mkdir(parents=True)
-    checkpoint = work / f"{model}.pt"
-    YOLO(f"{model}.yaml").save(checkpoint)
+    checkpoint = work / built.name
+    shutil.copy(built, checkpoint)
     if fmt is None:
         return str(checkpoint)
     kwargs = {"format": fmt, "imgsz": imgsz, "device": "cpu"}

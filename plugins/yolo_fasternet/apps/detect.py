@@ -46,7 +46,7 @@ from ultralytics.utils.files import increment_path
 from ..error_text import first_line
 from .arguments import key_value_to_options
 from .command_errors import CommandError, CommandParser, command
-from .inference_threads import choose_threads, cpu_cores, current_threads, set_threads
+from .inference_threads import choose_threads, cpu_cores, set_threads, thread_candidates
 from .live_capture import Frame, LatestFrameCapture
 from .preflight import check_device, check_output_folder, load_model
 from .video_source import (
@@ -143,11 +143,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         if failed:
             parser.exit(2, f"{parser.prog}: error: {message}\n")
     return args
-
-
-def thread_candidates(cores: int) -> list[int]:
-    """The thread counts ``--threads auto`` times: every count up to 4, then half, all but one and all cores."""
-    return sorted({n for n in (1, 2, 3, 4, cores // 2, cores - 1, cores) if 1 <= n <= cores})
 
 
 # --- timing --------------------------------------------------------------------------------------------------------
@@ -478,9 +473,10 @@ def configure_threads(args: argparse.Namespace, model: YOLO, frame_work) -> str:
         return ""
     if args.threads == "auto":
         cores = cpu_cores()
-        if not set_threads(model, 1, args.weights):
-            return f"{current_threads(model) or 'backend default'} (this model format offers no thread setting)"
-        best, fps = choose_threads(model, args.weights, frame_work, thread_candidates(cores))
+        chosen = choose_threads(model, args.weights, frame_work, thread_candidates(cores))
+        if chosen is None:
+            return "backend default (this model format offers no thread setting)"
+        best, fps = chosen
         measured = ", ".join(f"{n}: {v:.1f}" for n, v in fps.items())
         return f"{best} of {cores} cores, the fastest measured (FPS by threads: {measured})"
     if not set_threads(model, args.threads, args.weights):

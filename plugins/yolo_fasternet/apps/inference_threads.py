@@ -99,22 +99,30 @@ def current_threads(model) -> int | None:
     return None
 
 
+def thread_candidates(cores: int) -> list[int]:
+    """The thread counts ``choose_threads`` times: every count up to 4, then half, all but one and all cores."""
+    return sorted({n for n in (1, 2, 3, 4, cores // 2, cores - 1, cores) if 1 <= n <= cores})
+
+
 def choose_threads(
     model, weights: str | Path, frame_work: Callable[[], object], candidates: list[int]
-) -> tuple[int, dict[int, float]]:
+) -> tuple[int, dict[int, float]] | None:
     """Time ``frame_work`` (one frame's predict and drawing) at each thread count; keep and return the fastest.
 
-    Returns the chosen count and the measured frames per second of every candidate. Whatever else runs at the time
-    (a live source's capture thread) competes as it will during the run.
+    Returns the chosen count and the measured frames per second of every candidate, or None (nothing changed) where
+    the model's format offers no thread setting. Whatever else runs at the time (a live source's capture thread)
+    competes as it will during the run.
     """
     fps = {}
     for threads in candidates:
-        set_threads(model, threads, weights)
+        if not set_threads(model, threads, weights):
+            return None
         frame_work()  # untimed: a re-created session or compiled model runs its first frame slower
         start = time.perf_counter()
         for _ in range(TUNE_FRAMES):
             frame_work()
         fps[threads] = TUNE_FRAMES / (time.perf_counter() - start)
     best = max(fps, key=fps.get)
-    set_threads(model, best, weights)
+    if best != candidates[-1]:  # the model still runs on the last count timed
+        set_threads(model, best, weights)
     return best, fps

@@ -28,6 +28,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..error_text import first_line
 from .arguments import key_value_to_options
 from .command_errors import CommandError, CommandParser, UsageError, command
 from .preflight import check_dataset, load_model
@@ -114,18 +115,19 @@ def check_held_out(data: str) -> None:
         raise CommandError(f"dataset {data}: its val split is its train split; INT8 needs held-out val images")
 
 
-def export(weights: str, fmt: str, imgsz: int, data: str, fraction: float, int8: bool) -> str:
-    """Export ``weights`` (FP32, or INT8 calibrated on the train split); return the exported model's path."""
-    from ultralytics import YOLO
+def export(model, fmt: str, imgsz: int, data: str, fraction: float, int8: bool) -> str:
+    """Export the loaded ``model`` (FP32, or INT8 calibrated on the train split); return the exported path.
 
+    The exporter works on a copy, so one loaded model serves both exports; they land next to its checkpoint.
+    """
     kwargs = {"format": fmt, "imgsz": imgsz, "device": "cpu"}
     if int8:
         kwargs.update(int8_arguments(fmt), data=data, split="train", fraction=fraction)
     try:
-        return str(YOLO(weights).export(**kwargs))
+        return str(model.export(**kwargs))
     except Exception as e:  # a failed conversion or calibration: one line naming the model and the step
         precision = "INT8" if int8 else "FP32"
-        raise CommandError(f"{precision} {fmt} export of {weights} failed: {str(e).splitlines()[0]}") from e
+        raise CommandError(f"{precision} {fmt} export of {model.ckpt_path} failed: {first_line(e)}") from e
 
 
 def validate(path: str, data: str, imgsz: int) -> Accuracy:
@@ -172,8 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     check_dataset(data, "detect")
     check_held_out(data)
     print(f"Quantizing {args.weights} to INT8 {args.format} at imgsz {imgsz}: calibration on the train split of {data}")
-    int8_path = export(args.weights, args.format, imgsz, data, args.fraction, int8=True)
-    fp32_path = export(args.weights, args.format, imgsz, data, args.fraction, int8=False)
+    int8_path = export(model, args.format, imgsz, data, args.fraction, int8=True)
+    fp32_path = export(model, args.format, imgsz, data, args.fraction, int8=False)
     print(f"Validating both on the val split of {data} (held out from calibration)", flush=True)
     fp32, int8 = validate(fp32_path, data, imgsz), validate(int8_path, data, imgsz)
     print(report(fp32, int8))
