@@ -14,6 +14,7 @@ from yolo_fasternet.apps import detect as detect_yolo
 from yolo_fasternet.apps.inference_threads import backend_format, current_threads, set_threads
 from yolo_fasternet.cli import main as cli_main
 
+from conftest import assert_close_to_magnitude
 from test_detect_yolo import SIZE, parse_summary, write_video
 
 IMGSZ = 64
@@ -59,7 +60,9 @@ def test_threads_are_set_on_every_format_and_outputs_do_not_change(exported, fmt
     for threads in (1, 2):
         assert set_threads(model, threads, exported[fmt])
         assert current_threads(model) == threads
-        np.testing.assert_allclose(raw_output(model, x), reference, atol=1e-4)  # only the threads changed
+        assert_close_to_magnitude(
+            raw_output(model, x), reference, what=f"{fmt}, {threads} threads"
+        )  # only threads changed
 
 
 @pytest.mark.parametrize("fmt", ["onnx", "openvino"])

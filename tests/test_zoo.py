@@ -17,6 +17,8 @@ from yolo_fasternet import C3k2_Faster, C3k_Faster, FasterNetBlock
 from yolo_fasternet.apps.zoo import scaled_name, stock_counterpart
 from yolo_fasternet.integration.yaml_lookup import check_min_ultralytics
 
+from conftest import assert_close_to_magnitude
+
 pytestmark = pytest.mark.registration
 SCALES = "nsmlx"
 BUNDLED = sorted(p.name for p in yolo_fasternet.cfg_dir().glob("*.yaml"))
@@ -63,7 +65,7 @@ def test_every_yaml_builds_runs_and_fuses_at_every_scale(yaml_name):
             model.fuse(verbose=False)
             assert not any(isinstance(m, nn.BatchNorm2d) for m in model.modules()), (yaml_name, scale)
             after = _prediction(model(x))
-            assert torch.allclose(before, after, atol=1e-4, rtol=1e-4), (yaml_name, scale)
+            assert_close_to_magnitude(after, before, what=f"fused {yaml_name} at {scale}")
 
 
 @pytest.mark.parametrize("task", ["segment", "pose", "obb", "classify"])
