@@ -68,7 +68,7 @@ def test_wheel_install_runs_the_stock_cli_entrypoint(wheel_env, tmp_path, coco8_
 def test_wheel_ships_the_pretrained_manifest(wheel_env, tmp_path):
     """Checkpoint names (fasternet_t0, ...) resolve through weights/manifest.yaml, which must ship in the wheel."""
     proc = subprocess.run(
-        [str(wheel_env), "-m", "yolo_fasternet.pretrained", "list"], cwd=tmp_path, capture_output=True, text=True
+        [str(wheel_env), "-m", "yolo_fasternet", "weights", "list"], cwd=tmp_path, capture_output=True, text=True
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "fasternet_t0" in proc.stdout and "fasternet_t0-epoch.281-val_acc1.71.9180.pth" in proc.stdout

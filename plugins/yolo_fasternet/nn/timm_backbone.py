@@ -44,6 +44,17 @@ from torch import nn
 from .inference_layout import is_exporting
 
 STRIDES = (8, 16, 32)  # the P3/P4/P5 strides a detection neck reads
+# How ``pretrained=`` becomes timm's keyword arguments, and the error for weights that do not load: installed by the
+# weights layer above this one (``pretrained.timm_weights``, imported with ``yolo_fasternet``), so that a network
+# module reads no weight files and imports nothing above ``nn``.
+WEIGHT_SOURCES: dict = {}
+
+
+def install_weight_sources(resolve, explain_failure) -> None:
+    """``resolve(name, pretrained) -> create_model kwargs``; ``explain_failure(name, kwargs, error) -> Exception``."""
+    WEIGHT_SOURCES.update(resolve=resolve, explain_failure=explain_failure)
+
+
 _SAVED_SETTINGS = ("eps", "momentum", "inplace")  # what Ultralytics' initialize_weights overwrites
 
 
@@ -136,15 +147,17 @@ class TimmBackbone(nn.Module):
             out_indices = timm_feature_layout(model, c1).out_indices
         source = {}
         if pretrained:
-            from ..pretrained.timm_weights import loading_failed, pretrained_source
-
-            source = pretrained_source(model, pretrained)
+            if not WEIGHT_SOURCES:
+                raise TimmBackboneError(f"timm {model}: pretrained weights need yolo_fasternet.pretrained imported")
+            source = WEIGHT_SOURCES["resolve"](model, pretrained)
         try:
             self.model = create_features_model(model, c1, out_indices, **source)
         except TimmBackboneError:
             raise
         except Exception as e:  # a bad weights file or a failed download: say which file to place where
-            raise loading_failed(model, source, e) from e
+            if not source:
+                raise
+            raise WEIGHT_SOURCES["explain_failure"](model, source, e) from e
         channels = list(self.model.feature_info.channels())
         if channels[-1] != c2:
             raise TimmBackboneError(

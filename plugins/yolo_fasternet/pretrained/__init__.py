@@ -20,10 +20,12 @@ A name instead of a file (``fasternet_t0`` or ``t0``, see ``weights/manifest.yam
 when it is there, otherwise downloads through timm's hub support, otherwise fails saying which file to place where.
 
 The files: ``variants`` (the architectures), ``key_layouts`` (official <-> timm keys), ``checkpoint_files`` (reading
-files, the manifest, timm's hub), ``loading`` (into a model, all or nothing), ``fine_tuning`` (trainer callbacks).
-The command line is ``yolo-fasternet weights`` (``apps/weights.py``).
+files, the manifest, timm's hub), ``loading`` (into a model, all or nothing), ``load_report`` (what a load did),
+``fine_tuning`` (trainer callbacks). The command line is ``yolo-fasternet weights`` (``apps/weights.py``), also
+``python -m yolo_fasternet weights``: this package imports nothing from ``apps``.
 """
 
+from . import timm_weights  # noqa: F401  installs TimmBackbone's pretrained-weights lookup
 from .checkpoint_files import (
     MANIFEST,
     WEIGHTS_ENV,
@@ -37,7 +39,8 @@ from .checkpoint_files import (
 )
 from .errors import BackboneWeightsError, BackboneWeightsNotFoundError
 from .key_layouts import LAYOUTS, detect_layout, official_to_timm, timm_to_official
-from .loading import FasterNetBackbone, LoadReport, find_backbone, load_backbone_weights
+from .load_report import LoadReport
+from .loading import FasterNetBackbone, find_backbone, load_backbone_weights
 from .variants import BN_EPS, VARIANTS, FasterNetVariant
 
 __all__ = [

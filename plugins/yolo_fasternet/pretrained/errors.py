@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from .loading import LoadReport
-
 MAX_LISTED = 3  # keys named in a one-line error before "... (+N more)"
 
 
 class BackboneWeightsError(ValueError):
     """Backbone weights cannot be read or loaded; the one-line message names the file, key or variant at fault."""
 
-    def __init__(self, message: str, report: LoadReport | None = None):
+    def __init__(self, message: str, report: object | None = None):
         super().__init__(message)
-        self.report = report  # for a refused load: every missing, unexpected and mismatched key
+        self.report = report  # a refused load's LoadReport: every missing, unexpected and mismatched key
 
 
 class BackboneWeightsNotFoundError(BackboneWeightsError, FileNotFoundError):

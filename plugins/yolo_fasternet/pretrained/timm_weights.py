@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..error_text import typed_first_line
+from ..nn.timm_backbone import install_weight_sources
 from .checkpoint_files import offline_flag, weights_dir
 from .errors import BackboneWeightsNotFoundError
 
@@ -108,3 +109,6 @@ def loading_failed(name: str, source: dict, error: BaseException) -> BackboneWei
         f"timm backbone {name}: downloading its pretrained weights through timm failed ({typed_first_line(error)}); "
         f"{timm_weights(name).how_to_get()}"
     )
+
+
+install_weight_sources(pretrained_source, loading_failed)  # TimmBackbone(pretrained=...) resolves through these
