@@ -1,7 +1,7 @@
 """The error contract of every command we ship: a bad input gives an exit status and one line naming the culprit.
 
 Each case runs in a fresh process through a real entry point (``yolo-fasternet <command>``, the top-level scripts,
-``python -m yolo_fasternet.pretrained``) and must end with the expected status (2: bad argument, 1: failed work),
+``python -m yolo_fasternet``) and must end with the expected status (2: bad argument, 1: failed work),
 no traceback, and at most two lines on stderr, the first ``<program>: error: ...`` containing the expected words.
 Strict on purpose: nothing else may be printed on stderr (no Ultralytics warning or log line) nor on stdout, which
 shows the input was refused before Ultralytics started any training, download or model warm-up.
@@ -39,7 +39,7 @@ ENTRY = {
     "train_yolo.py": ([PY, str(REPO / "train_yolo.py")], "train_yolo.py"),
     "detect_yolo.py": ([PY, str(REPO / "detect_yolo.py")], "detect_yolo.py"),
     "ablate_yolo.py": ([PY, str(REPO / "ablate_yolo.py")], "ablate_yolo.py"),
-    "pretrained": ([PY, "-m", "yolo_fasternet.pretrained"], "yolo-fasternet weights"),
+    "python -m": ([PY, "-m", "yolo_fasternet"], "yolo-fasternet"),
 }
 COCO8 = str(SHARED_DATASETS / "coco8" / "coco8.yaml")
 FASTERNET = (REPO / "cfg" / "yolov8-fasternet.yaml").read_text()
@@ -59,6 +59,7 @@ MODELS = {  # file name (with a scale letter, so Ultralytics has no scale to war
     "yolov8n-not-yaml.yaml": "backbone: [unclosed\nhead: {\n",
     "yolov8n-empty.yaml": "",
     "yolov8n-no-head.yaml": FASTERNET.split("head:")[0],
+    "yolov8n-bw-typo.yaml": FASTERNET.replace("\nscales:", "\nbackbone_weights: { q: fasternet_t0 }\nscales:", 1),
 }
 
 # (entry point, arguments, exit status, words the error line contains); {tmp} is the folder of the fixture files
@@ -126,14 +127,34 @@ CASES = [
     ("cli", "ablate --models yolov8n.yaml project=elsewhere", 2, ["project", "set by the ablation"]),
     ("cli", "ablate --seeds -1", 2, ["--seeds", "-1"]),
     ("cli", "ablate --imgsz 0", 2, ["--imgsz", "0"]),
-    # --- weights (also as python -m yolo_fasternet.pretrained)
-    ("pretrained", "info {tmp}/random.pth", 1, ["random.pth", "not a PyTorch checkpoint"]),
-    ("pretrained", "info {tmp}", 1, ["is a folder"]),
+    # --- weights (also as python -m yolo_fasternet weights)
+    ("python -m", "weights info {tmp}/random.pth", 1, ["random.pth", "not a PyTorch checkpoint"]),
+    ("python -m", "weights info {tmp}", 1, ["is a folder"]),
     ("cli", "weights info {tmp}/truncated.pth", 1, ["truncated.pth", "truncated or corrupt"]),
-    ("pretrained", "load {tmp}/random.pth --model {tmp}/nosuch.yaml", 1, ["nosuch.yaml", "not found"]),
-    ("pretrained", "convert {tmp}/random.pth {tmp}/nodir/out.pth --layout timm", 1, ["nodir", "does not exist"]),
+    ("python -m", "weights load {tmp}/random.pth --model {tmp}/nosuch.yaml", 1, ["nosuch.yaml", "not found"]),
+    ("python -m", "weights convert {tmp}/random.pth {tmp}/nodir/out.pth --layout timm", 1, ["nodir", "does not exist"]),
     ("cli", "weights frobnicate", 2, ["frobnicate"]),
+    # --- modules: a checkpoint that is not one is an error, never "needs nothing"
+    ("cli", "modules --checkpoint {tmp}/nosuch.pt", 1, ["nosuch.pt", "no such file"]),
+    ("cli", "modules --checkpoint {tmp}/random.pth", 1, ["random.pth", "not a PyTorch checkpoint"]),
+    ("python -m", "modules --checkpoint {tmp}/truncated.pt", 1, ["truncated.pt", "truncated"]),
+    ("cli", "modules --checkpoint {tmp}", 1, ["is a folder"]),
+    # --- graft: a file that is not a YAML, wherever it comes from
+    ("cli", "graft {tmp}/photo.png C2f=C2f_Faster", 2, ["photo.png", "not a text file"]),
+    ("cli", "graft {tmp}/yolov8n-not-yaml.yaml C2f=C2f_Faster", 2, ["yolov8n-not-yaml.yaml", "not valid YAML"]),
+    ("python -m", "graft {tmp}/nosuch.yaml C2f=C2f_Faster", 2, ["nosuch.yaml", "not found"]),
+    # --- backbone_weights in a model YAML: a per-scale key that is no scale
+    ("cli", "train --model {tmp}/yolov8n-bw-typo.yaml", 1, ["backbone_weights", "'q'", "n, s, m, l, x"]),
+    # --- timm backbones by name
+    ("cli", "train --model yolov8n-timm-nosuchnet.yaml", 1, ["'nosuchnet' is not a timm model"]),
+    # --- quantize
+    ("cli", "quantize --weights {tmp}/nosuch.pt", 1, ["nosuch.pt", "no such file"]),
+    ("cli", "quantize --weights {tmp}/random.pth", 2, ["random.pth", "trained .pt"]),
+    ("cli", "quantize --weights x.pt --fraction 2", 2, ["--fraction", "2"]),
+    ("cli", "quantize --weights x.pt --max-loss -1", 2, ["--max-loss", "-1"]),
     # --- zoo, data, the command itself
+    ("cli", "zoo --models {tmp}/binary.yaml --no-latency", 1, ["binary.yaml", "YAML syntax error"]),
+    ("cli", "zoo --runs 0", 2, ["--runs", "0"]),
     ("cli", "zoo --scales q", 2, ["--scales", "'q'"]),
     ("cli", "zoo --models nosuchpattern", 2, ["'nosuchpattern'"]),
     ("cli", "data --n-train 0", 2, ["n_train"]),

@@ -26,6 +26,7 @@ import yaml
 from ..integration.layer_errors import known_module_names
 from ..integration.yaml_lookup import bundled_yaml
 from .arguments import key_value_to_options
+from .command_errors import CommandParser, UsageError, command
 
 LAYER_SECTIONS = ("backbone", "head")  # what parse_model builds, in this order
 _TOP_LEVEL_KEY = re.compile(r"([A-Za-z_][\w-]*)\s*:")
@@ -34,8 +35,8 @@ _SCALE_LETTER = re.compile(r"(\d+)([nslmx])(.+)?$")  # Ultralytics' own rule: yo
 MODULE_FIELD = 2  # [from, repeats, module, args]
 
 
-class GraftError(ValueError):
-    """The graft cannot be made; the one-line message names the file, row, module or scale at fault."""
+class GraftError(UsageError):
+    """The graft cannot be made (exit status 2); the one-line message names the file, row, module or scale at fault."""
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -275,7 +276,10 @@ def graft(source_name: str, tokens: list[str], output: str | None = None, force:
         raise GraftError(f"output '{out}' is the source YAML; refusing to overwrite it")
     if out.exists() and not force:
         raise GraftError(f"output '{out}' exists; pass --force to overwrite it")
-    text = source.read_bytes().decode("utf-8")
+    try:
+        text = source.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise GraftError(f"{source}: not a text file (not UTF-8), so not a model YAML") from None
     grafted, at = graft_text(text, subs, str(source))
     grafted = _header(source_name, source, at, subs) + grafted
     scales = check_builds(grafted, str(out))
@@ -286,9 +290,10 @@ def graft(source_name: str, tokens: list[str], output: str | None = None, force:
     return out
 
 
+@command("yolo-fasternet graft")
 def main(argv: list[str] | None = None) -> int:
     """Command line: ``graft SRC OLD=NEW [OLD=NEW ...] [-o OUT] [--force]``; exit 2 with one line on any refusal."""
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         description=__doc__.split("\n")[0].split(": ", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("source", help="model YAML: a path, a stock name (yolov8.yaml, yolo11n.yaml) or a bundled name")
@@ -296,10 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-o", "--output", help="YAML to write (default: ./<source stem>-<new modules>.yaml)")
     parser.add_argument("--force", action="store_true", help="overwrite an existing output (never the source)")
     args = parser.parse_args(key_value_to_options(argv, parser))
-    try:
-        out = graft(args.source, args.substitutions, args.output, args.force)
-    except GraftError as e:
-        parser.exit(2, f"{parser.prog}: error: {e}\n")
+    out = graft(args.source, args.substitutions, args.output, args.force)
     print(f"train it with the stock CLI: yolo train model={out} data=...  (the scale comes from the model name)")
     return 0
 

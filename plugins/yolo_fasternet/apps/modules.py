@@ -6,7 +6,6 @@ yolo-fasternet modules --checkpoint best.pt     # the plugin distributions a che
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import inspect
 
@@ -16,6 +15,7 @@ from ..integration.plugin_api import REFUSED
 from ..integration.registration import original_parse_model, registered_modules
 from ..integration.registry import CHECKED_ULTRALYTICS, PLUGIN_MODULES
 from .arguments import key_value_to_options
+from .command_errors import CommandError, CommandParser, command
 
 
 def yaml_arguments(cls: type, like: str, with_c1: frozenset[str], with_n: frozenset[str]) -> str:
@@ -67,7 +67,10 @@ def _print_modules() -> None:
 
 
 def _print_checkpoint(path: str) -> int:
-    needed = recorded_distributions(path)
+    try:
+        needed = recorded_distributions(path, strict=True)
+    except (FileNotFoundError, ValueError) as e:  # missing, a folder, not a checkpoint, truncated: say so, exit 1
+        raise CommandError(f"--checkpoint {e}") from None
     if not needed:
         print(f"{path}: records no plugin distributions (stock modules only, or saved before they were recorded)")
         return 0
@@ -76,9 +79,10 @@ def _print_checkpoint(path: str) -> int:
     return 0 if all(r[2] == "yes" for r in rows) else 1
 
 
+@command("yolo-fasternet modules")
 def main(argv: list[str] | None = None) -> int:
     """Command line: list the registered modules, or the plugin distributions a checkpoint needs (exit 1: missing)."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = CommandParser(description=__doc__.split("\n")[0])
     parser.add_argument("--checkpoint", help="a .pt file: list the plugin distributions it needs instead")
     args = parser.parse_args(key_value_to_options(argv, parser))
     if args.checkpoint:

@@ -67,6 +67,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.exit(2, f"{parser.prog}: error: --imgsz must be at least 32, got {args.imgsz}\n")
     if not 0 < args.fraction <= 1:
         parser.exit(2, f"{parser.prog}: error: --fraction must be in (0, 1], got {args.fraction}\n")
+    if args.max_loss is not None and not args.max_loss >= 0:  # also refuses nan
+        parser.exit(2, f"{parser.prog}: error: --max-loss must be >= 0 mAP50-95 points, got {args.max_loss}\n")
     return args
 
 

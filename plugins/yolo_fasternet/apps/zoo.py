@@ -26,6 +26,7 @@ from ..integration.yaml_lookup import cfg_dir
 from ..nn.saconv import saconv_gflops
 from .arguments import key_value_to_options
 from .command_errors import CommandParser, command
+from .preflight import load_model
 
 # What each plugin YAML stands in for: the stock YAML name is the plugin name with its plugin part removed.
 _PLUGIN_PART = re.compile(r"-(fasternet|c2f-faster|c3k2-faster|saconv|timm-[^-/]+?(-pretrained)?(?=\.ya?ml$))")
@@ -127,6 +128,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.imgsz < 32 or args.runs < 1:
         parser.error(f"--imgsz must be >= 32 and --runs >= 1, got --imgsz {args.imgsz} --runs {args.runs}")
     names = [m for m in args.models if m.endswith((".yaml", ".yml"))]
+    for name in names:  # a named YAML that is missing or does not build: one line, before the table starts
+        load_model(name)
     patterns = [m for m in args.models if m not in names]
     for pattern in patterns:
         if not any(pattern in path.name for path in cfg_dir().glob("*.yaml")):

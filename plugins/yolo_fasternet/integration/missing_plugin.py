@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import pickletools
 import zipfile
+import zlib
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -36,14 +37,48 @@ def record_plugin_distributions(model: nn.Module, entries: Iterable) -> None:
         setattr(model, ATTRIBUTE, f"{_MARKER} {pairs}")
 
 
-def recorded_distributions(checkpoint: str | Path) -> dict[str, str]:
-    """``{import name: distribution}`` recorded in a checkpoint file, read without unpickling; {} if none."""
+def checkpoint_strings(checkpoint: str | Path) -> list[str]:
+    """Every string in a ``torch.save`` file's pickle stream, read without unpickling (no class is imported).
+
+    Raises:
+        FileNotFoundError: There is no such file (or it is a folder), naming it.
+        ValueError: The file is not a zip-format PyTorch checkpoint, or is truncated or corrupt; the message says which.
+    """
+    path = Path(checkpoint)
+    if path.is_dir():
+        raise FileNotFoundError(f"{path}: is a folder, not a checkpoint file")
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
     try:
-        with zipfile.ZipFile(checkpoint) as archive:
+        with zipfile.ZipFile(path) as archive:
             member = next((n for n in archive.namelist() if n.endswith("/data.pkl") or n == "data.pkl"), None)
-            data = archive.read(member) if member else b""
-        strings = [arg for _, arg, _ in pickletools.genops(data) if isinstance(arg, str) and arg.startswith(_MARKER)]
-    except (OSError, zipfile.BadZipFile, ValueError, EOFError):
+            if member is None:
+                raise ValueError(f"{path}: a zip archive without data.pkl, not a PyTorch checkpoint")
+            data = archive.read(member)
+    except zipfile.BadZipFile:
+        raise ValueError(
+            f"{path}: not a PyTorch checkpoint (not a complete zip archive as torch.save writes: truncated, or "
+            "another kind of file)"
+        ) from None
+    except (EOFError, zlib.error) as e:
+        raise ValueError(f"{path}: truncated or corrupt PyTorch checkpoint ({type(e).__name__})") from None
+    try:
+        return [arg for _, arg, _ in pickletools.genops(data) if isinstance(arg, str)]
+    except ValueError:
+        raise ValueError(f"{path}: truncated or corrupt PyTorch checkpoint (its pickle stream does not read)") from None
+
+
+def recorded_distributions(checkpoint: str | Path, strict: bool = False) -> dict[str, str]:
+    """``{import name: distribution}`` recorded in a checkpoint file, read without unpickling; {} if none.
+
+    With ``strict``, a file that is missing or no readable checkpoint raises (``checkpoint_strings``); without it (for
+    messages about a load that already failed) such a file records nothing.
+    """
+    try:
+        strings = [text for text in checkpoint_strings(checkpoint) if text.startswith(_MARKER)]
+    except (OSError, ValueError):
+        if strict:
+            raise
         return {}
     found = {}
     for text in strings:

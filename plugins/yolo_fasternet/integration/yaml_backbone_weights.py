@@ -41,11 +41,19 @@ def weights_for_scale(d: dict) -> str | None:
     The scale is the one ``parse_model`` builds: ``d["scale"]`` (from the model name), else the first of ``scales``.
 
     Raises:
-        BackboneWeightsError: If the value is neither a name/path nor a mapping of scales to names/paths.
+        BackboneWeightsError: If the value is neither a name/path nor a mapping of scales to names/paths, or the
+            mapping names a scale the YAML's ``scales:`` does not define.
     """
     value = d.get(KEY)
     if isinstance(value, Mapping):
-        scale = d.get("scale") or next(iter(d.get("scales") or {}), None)
+        scales = list(d.get("scales") or {})
+        unknown = [key for key in value if key not in scales]
+        if unknown:  # a typo ({q: ...}) would otherwise train from random weights without a word
+            raise BackboneWeightsError(
+                f"{_yaml_name(d)}: {KEY}: {unknown[0]!r} is not a scale of this YAML "
+                f"(its scales: {', '.join(map(str, scales)) or 'none'})"
+            )
+        scale = d.get("scale") or next(iter(scales), None)
         if scale not in value or value[scale] is None:
             from ultralytics.utils import LOGGER
 
