@@ -25,7 +25,7 @@ import yaml
 
 from ..integration.layer_errors import known_module_names
 from ..integration.yaml_lookup import bundled_yaml
-from .arguments import key_value_to_options
+from .arguments import key_value_to_options, plain_description
 
 LAYER_SECTIONS = ("backbone", "head")  # what parse_model builds, in this order
 _TOP_LEVEL_KEY = re.compile(r"([A-Za-z_][\w-]*)\s*:")
@@ -289,7 +289,7 @@ def graft(source_name: str, tokens: list[str], output: str | None = None, force:
 def main(argv: list[str] | None = None) -> int:
     """Command line: ``graft SRC OLD=NEW [OLD=NEW ...] [-o OUT] [--force]``; exit 2 with one line on any refusal."""
     parser = argparse.ArgumentParser(
-        description=__doc__.split("\n")[0].split(": ", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter
+        description=plain_description(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("source", help="model YAML: a path, a stock name (yolov8.yaml, yolo11n.yaml) or a bundled name")
     parser.add_argument("substitutions", nargs="+", metavar="OLD=NEW", help="module to replace = module to put there")
