@@ -28,7 +28,8 @@ def help_text(argv: list[str], capsys) -> str:
 def test_help_shows_no_rst_markup(argv, capsys):
     text = help_text(argv, capsys)
     assert text.startswith(f"usage: yolo-fasternet {argv[0]}")
-    assert not RST_MARKUP.search(text), f"yolo-fasternet {' '.join(argv)} --help shows markup: {RST_MARKUP.findall(text)}"
+    found = RST_MARKUP.findall(text)
+    assert not found, f"yolo-fasternet {' '.join(argv)} --help shows markup: {found}"
 
 
 def test_top_level_help_shows_no_rst_markup(capsys):
