@@ -1,12 +1,15 @@
 # yolo-fasternet developer entry points. Two commands matter on a fresh machine: `make demo` and `make test`.
+# `make docs` serves the documentation site (docs/, mkdocs.yml) locally.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 ULTRALYTICS_OLDEST ?= 8.3.0
 export YOLO_OFFLINE ?= 1
+# mkdocs-material prints a banner about MkDocs 2.0 on every build; this silences it
+export NO_MKDOCS_2_WARNING ?= 1
 
-.PHONY: demo test lint format install install-test test-oldest-ultralytics clean
+.PHONY: demo test lint format install install-test install-docs docs docs-build test-oldest-ultralytics clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +22,9 @@ install: $(PY)
 install-test: $(PY)
 	$(PIP) install --quiet -e ".[test]"
 
+install-docs: $(PY)
+	$(PIP) install --quiet -e ".[docs]"
+
 demo: install
 	$(PY) train_yolo.py
 
@@ -30,7 +36,14 @@ format: install-test
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
 
-test: install-test lint
+# The site must build without a warning (broken links, anchors, pages, docstrings); nothing is fetched.
+docs-build: install-test
+	$(PY) -m mkdocs build --strict --site-dir build/site
+
+docs: install-docs
+	$(PY) -m mkdocs serve
+
+test: install-test lint docs-build
 	$(PY) -m pytest
 
 # Reinstall only ultralytics at the oldest supported release, rerun the registration and YAML tests, then put the
@@ -43,4 +56,4 @@ test-oldest-ultralytics: install-test
 	$(PIP) install --quiet --no-deps "ultralytics==$$current"; exit $$status
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache runs
+	rm -rf $(VENV) build dist site *.egg-info .pytest_cache .ruff_cache runs

@@ -539,7 +539,7 @@ def section_onnx_pconv(args, imgsz: int = 640) -> None:
         for form in ONNX_PCONV_FORMS:
             rows.append([name, form, f"{ms[form]:.1f}", f"{ms[form] / ms['split_cat']:.2f}"])
     table(["model", "PConv form", "ORT ms", "x split_cat"], rows)
-    print("A form would be selected at export only where it is faster than split_cat; see the README.\n")
+    print("A form would be selected at export only where it is faster than split_cat; see docs/performance.md.\n")
 
 
 # ----------------------------------------------------------------------------------------------------- profile

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 
 
@@ -31,3 +32,14 @@ def key_value_to_options(argv: list[str] | None, parser: argparse.ArgumentParser
         option = next((o for o in spelled if o in known), None)
         out.append(f"{option}={value}" if option else token)
     return out
+
+
+def plain_description(docstring: str) -> str:
+    """A command's ``--help`` description: the first line of its module docstring, as plain text.
+
+    argparse prints a description verbatim, so the reStructuredText inline literals of a docstring would show as
+    double backquotes. A leading "``yolo-fasternet name``:" label is dropped too: the usage line names the program.
+    """
+    first = docstring.strip().splitlines()[0]
+    first = re.sub(r"^``[^`]+``:\s*", "", first).replace("``", "")
+    return first[:1].upper() + first[1:]

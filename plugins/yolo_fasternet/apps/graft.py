@@ -25,7 +25,7 @@ import yaml
 
 from ..integration.layer_errors import known_module_names
 from ..integration.yaml_lookup import bundled_yaml
-from .arguments import key_value_to_options
+from .arguments import key_value_to_options, plain_description
 from .command_errors import CommandParser, UsageError, command
 
 LAYER_SECTIONS = ("backbone", "head")  # what parse_model builds, in this order
@@ -293,9 +293,7 @@ def graft(source_name: str, tokens: list[str], output: str | None = None, force:
 @command("yolo-fasternet graft")
 def main(argv: list[str] | None = None) -> int:
     """Command line: ``graft SRC OLD=NEW [OLD=NEW ...] [-o OUT] [--force]``; exit 2 with one line on any refusal."""
-    parser = CommandParser(
-        description=__doc__.split("\n")[0].split(": ", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = CommandParser(description=plain_description(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("source", help="model YAML: a path, a stock name (yolov8.yaml, yolo11n.yaml) or a bundled name")
     parser.add_argument("substitutions", nargs="+", metavar="OLD=NEW", help="module to replace = module to put there")
     parser.add_argument("-o", "--output", help="YAML to write (default: ./<source stem>-<new modules>.yaml)")

@@ -14,7 +14,7 @@ from ..integration.parse_model_patch import filled_arguments
 from ..integration.plugin_api import REFUSED
 from ..integration.registration import original_parse_model, registered_modules
 from ..integration.registry import CHECKED_ULTRALYTICS, PLUGIN_MODULES
-from .arguments import key_value_to_options
+from .arguments import key_value_to_options, plain_description
 from .command_errors import CommandError, CommandParser, command
 
 
@@ -82,7 +82,7 @@ def _print_checkpoint(path: str) -> int:
 @command("yolo-fasternet modules")
 def main(argv: list[str] | None = None) -> int:
     """Command line: list the registered modules, or the plugin distributions a checkpoint needs (exit 1: missing)."""
-    parser = CommandParser(description=__doc__.split("\n")[0])
+    parser = CommandParser(description=plain_description(__doc__))
     parser.add_argument("--checkpoint", help="a .pt file: list the plugin distributions it needs instead")
     args = parser.parse_args(key_value_to_options(argv, parser))
     if args.checkpoint:

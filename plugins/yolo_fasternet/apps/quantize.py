@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..error_text import first_line
-from .arguments import key_value_to_options
+from .arguments import key_value_to_options, plain_description
 from .command_errors import CommandError, CommandParser, UsageError, command
 from .preflight import check_dataset, load_model
 
@@ -48,7 +48,7 @@ class Accuracy:
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line options."""
-    parser = CommandParser(description=__doc__.split("\n")[0], allow_abbrev=False)
+    parser = CommandParser(description=plain_description(__doc__), allow_abbrev=False)
     add = parser.add_argument
     add("--weights", required=True, help="trained checkpoint (.pt)")
     add("--format", choices=FORMATS, default="openvino", help="runtime of the INT8 model (default: %(default)s)")

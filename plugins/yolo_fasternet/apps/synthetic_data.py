@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 import yaml
 
-from .arguments import key_value_to_options
+from .arguments import key_value_to_options, plain_description
 from .command_errors import CommandParser, command
 
 NAMES = ("circle", "square", "triangle")
@@ -305,7 +305,7 @@ def make_synthetic_dataset(
 @command("yolo-fasternet data")
 def main(argv: list[str] | None = None) -> int:
     """Command line: generate (or reuse) the dataset and print its YAML path."""
-    parser = CommandParser(description=__doc__.split("\n")[0])
+    parser = CommandParser(description=plain_description(__doc__))
     parser.add_argument("--root", type=Path, help=f"parent folder (default: {default_root()})")
     parser.add_argument("--n-train", type=int, default=N_TRAIN, help=f"training images (default: {N_TRAIN})")
     parser.add_argument("--n-val", type=int, default=N_VAL, help=f"validation images (default: {N_VAL})")

@@ -20,7 +20,7 @@ from ..pretrained import (
     read_backbone_checkpoint,
     timm_to_official,
 )
-from .arguments import key_value_to_options
+from .arguments import key_value_to_options, plain_description
 from .command_errors import CommandParser, command
 from .preflight import load_model
 
@@ -61,7 +61,7 @@ def _cmd_convert(args) -> None:
 @command("yolo-fasternet weights")
 def main(argv: list[str] | None = None) -> int:
     """Command line: list known checkpoints, inspect one, dry-run a load into a model YAML, or convert layouts."""
-    parser = CommandParser(description=__doc__.split("\n")[0])
+    parser = CommandParser(description=plain_description(__doc__))
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="known checkpoints (weights/manifest.yaml) and whether their files are present")
     p = sub.add_parser("info", help="layout, variant and tensor counts of a checkpoint")

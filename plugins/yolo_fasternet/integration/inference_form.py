@@ -3,8 +3,8 @@
 Each module that has an inference form carries it as a ``switch_to_deploy()`` method (the RepVGG/MobileOne
 convention in timm, ``RepConv.fuse_convs()`` in Ultralytics); registration wraps ``BaseModel.fuse`` so that every
 such method is called once Ultralytics has folded the BatchNorms. That covers ``predict``, checkpoint ``val`` and
-``export`` alike. The FasterNet forms, measured with ``benchmarks/performance.py`` on a 2-core AVX-512 CPU (see the
-README's performance section):
+``export`` alike. The FasterNet forms, measured with ``benchmarks/performance.py`` on a 2-core AVX-512 CPU (see
+docs/performance.md; why each was chosen: docs/internals.md):
 
 - **Channels-last on CPU** (``nn.inference_layout``): from the first plugin layer on, activations are channels-last.
 - **Layer scale folded** into the FasterNet block's projecting 1x1 conv.

@@ -1,11 +1,11 @@
 """The channels-last inference layout that fused FasterNet modules hand on, and the switch each module carries.
 
 oneDNN runs the 1x1 convolutions of a FasterNet block much faster on channels-last (NHWC) activations than on NCHW
-ones when the channel count is small (40 -> 80 at 160x160: 1.05 ms instead of 2.07 ms in the README's run). A fused
-model therefore turns its activations channels-last at the first plugin layer it meets; every later convolution,
-stock ones included, keeps that layout. Only the memory layout changes (outputs agree to float rounding, tested to
-1e-4). It is skipped on GPUs (not measured there), while tracing or exporting (graphs stay layout-free), and for
-tensors that are not 4-D.
+ones when the channel count is small (40 -> 80 at 160x160: 1.05 ms instead of 2.07 ms in the run in
+docs/performance.md). A fused model therefore turns its activations channels-last at the first plugin layer it meets;
+every later convolution, stock ones included, keeps that layout. Only the memory layout changes (outputs agree to
+float rounding, tested to 1e-4). It is skipped on GPUs (not measured there), while tracing or exporting (graphs stay
+layout-free), and for tensors that are not 4-D.
 """
 
 from __future__ import annotations

@@ -198,8 +198,8 @@ def load_backbone_weights(model: nn.Module, weights, verbose: bool = False) -> L
 
     Args:
         model: A ``DetectionModel`` (or any Ultralytics model, a ``YOLO(...)`` object, DDP/compiled wrappers).
-        weights: A checkpoint file, a file name in ``weights/``, a known name (``fasternet_t0``, ``t0``), a
-            state_dict, or a ``BackboneCheckpoint``.
+        weights (str | os.PathLike | dict | BackboneCheckpoint): A checkpoint file, a file name in ``weights/``, a
+            known name (``fasternet_t0``, ``t0``), a state_dict, or a ``BackboneCheckpoint``.
         verbose: Print the report's summary.
 
     Returns:
