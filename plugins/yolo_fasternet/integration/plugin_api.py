@@ -22,12 +22,14 @@ distributions declaring one name, the first in name order keeps it.
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from ..error_text import first_line
+from .channel_rules import KINDS, YOLO_CHANNELS
 from .parse_model_patch import RegistrationError
 from .registration import register_modules, registered_modules
 from .registry import PluginModule
@@ -40,26 +42,45 @@ _LOADING: list[str] = []
 REFUSED: list[str] = []
 
 
-def register_module(cls=None, *, like: str | type | None = None, origin: str | None = None):
-    """Register ``cls`` as a YAML module scaled like the built-in ``like`` (``"C2f"``, ``"Conv"``, ...).
+def register_module(
+    cls=None, *, like: str | type | None = None, channels: Callable | None = None, origin: str | None = None
+):
+    """Register ``cls`` as a YAML module, sized by a built-in's rules, a named kind, or its own channel rule.
 
-    Usable as ``register_module(MyBlock, like="C2f")`` and as ``@register_module(like="C2f")``; without ``like`` the
-    class attribute ``yolo_like`` gives it. ``origin`` is the distribution shown by ``yolo-fasternet modules`` and
-    recorded in checkpoints (default: the distribution that installed the class's package). Registering the same
-    class again is a no-op; a clash, an unknown ``like`` or a non-module raises a one-line ``RegistrationError`` and
-    changes nothing. Returns ``cls``.
+    - ``like="C2f"`` (any class ``parse_model`` treats specially, see ``supported_likes()``): scaled exactly as that
+      built-in, at every scale;
+    - ``like="attention" | "parameter_free" | "concat" | "fuse"``: a named kind (``channel_rules``);
+    - ``channels=rule``: ``rule(layer: LayerInputs) -> (c2, args)`` computes the output width and the constructor's
+      arguments from the input width(s), the YAML arguments, ``width`` and ``max_channels``.
+
+    Usable as ``register_module(MyBlock, like="C2f")`` and as ``@register_module(like="attention")``; without
+    either keyword the class declares it itself: the attribute ``yolo_like = "C2f"`` or the classmethod
+    ``yolo_channels(cls, layer)``. ``origin`` is the distribution shown by ``yolo-fasternet modules`` and recorded in
+    checkpoints (default: the distribution that installed the class's package). Registering the same class again is
+    a no-op; a clash, an unknown like or kind, or a non-module raises a one-line ``RegistrationError`` and changes
+    nothing. Returns ``cls``.
     """
 
     def apply(target):
-        chosen = like if like is not None else getattr(target, LIKE_ATTRIBUTE, None)
-        if chosen is None:
+        name = getattr(target, "__qualname__", target)
+        if like is not None and channels is not None:
+            raise RegistrationError(f"cannot register {name!s}: give like= or channels=, not both")
+        chosen, rule = like, channels
+        if chosen is None and rule is None:
+            chosen, rule = getattr(target, LIKE_ATTRIBUTE, None), getattr(target, YOLO_CHANNELS, None)
+            if chosen is not None and rule is not None:
+                raise RegistrationError(
+                    f"cannot register {name!s}: it declares both {LIKE_ATTRIBUTE} and {YOLO_CHANNELS}; keep one"
+                )
+        if chosen is None and rule is None:
             raise RegistrationError(
-                f"cannot register {getattr(target, '__qualname__', target)!s}: no like given; use "
-                f"register_module(cls, like='C2f') or the class attribute {LIKE_ATTRIBUTE} = 'C2f'"
+                f"cannot register {name!s}: no like, kind or channel rule given; use register_module(cls, like='C2f'), "
+                f"like='attention' (or another kind: {', '.join(KINDS)}), channels=rule, the class attribute "
+                f"{LIKE_ATTRIBUTE} = 'C2f' or a classmethod {YOLO_CHANNELS}(cls, layer)"
             )
-        chosen = chosen.__name__ if isinstance(chosen, type) else str(chosen)
-        entry = PluginModule(target, like=chosen, origin=origin if origin is not None else _distribution_of(target))
-        register_modules([entry])
+        chosen = "" if chosen is None else chosen.__name__ if isinstance(chosen, type) else str(chosen)
+        source = origin if origin is not None else _distribution_of(target)
+        register_modules([PluginModule(target, like=chosen, origin=source, channels=rule)])
         return target
 
     return apply if cls is None else apply(cls)
@@ -70,9 +91,16 @@ def _distribution_of(cls) -> str:
     if _LOADING:
         return _LOADING[-1]
     top = getattr(cls, "__module__", "").split(".")[0]
-    find = getattr(importlib.metadata, "packages_distributions", None)  # Python 3.10+
-    names = find().get(top, []) if find and top not in ("", "__main__") else []
+    names = _packages_distributions(tuple(sys.path)).get(top, []) if top not in ("", "__main__") else []
     return names[0] if names else ""
+
+
+@functools.lru_cache(maxsize=4)
+def _packages_distributions(search_path: tuple[str, ...]) -> dict[str, list[str]]:
+    """``importlib.metadata.packages_distributions()`` for this ``sys.path`` (it reads every installed file list:
+    seconds in a large environment, so once per path, not once per registered class)."""
+    find = getattr(importlib.metadata, "packages_distributions", None)  # Python 3.10+
+    return find() if find else {}
 
 
 def _normalized(name: str) -> str:
@@ -120,11 +148,17 @@ def _register_entry_point(distribution: str, ep) -> str | None:
     if ep.name != cls.__name__:
         return f"the entry point's name must be the class name '{cls.__name__}' (the name YAML rows use)"
     known = next((entry for entry in registered_modules() if entry.cls is cls), None)
-    like = getattr(cls, LIKE_ATTRIBUTE, None) or (known.like if known else None)
-    if like is None:
-        return f"the class has no '{LIKE_ATTRIBUTE}' attribute (the built-in it scales like, e.g. 'C2f')"
+    declared = getattr(cls, LIKE_ATTRIBUTE, None) is not None or getattr(cls, YOLO_CHANNELS, None) is not None
+    if not declared and known is None:
+        return (
+            f"the class has no '{LIKE_ATTRIBUTE}' attribute (the built-in it scales like, e.g. 'C2f', or a kind: "
+            f"{', '.join(KINDS)}) and no '{YOLO_CHANNELS}' classmethod (its own channel rule)"
+        )
     try:
-        register_module(cls, like=like, origin=known.origin if known else distribution)
+        if declared:
+            register_module(cls, origin=known.origin if known else distribution)
+        else:  # registered in code by its own import (register_module) before the entry point was read
+            register_module(cls, like=known.like or None, channels=known.channels, origin=known.origin)
     except RegistrationError as e:
         return first_line(e)
     return None
