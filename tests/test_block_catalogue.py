@@ -121,6 +121,18 @@ def test_modules_lists_each_kind_and_graft_puts_a_kind_into_a_stock_yaml(catalog
     assert (tmp_path / "grafted.yaml").read_text().count(", BiFPNConcat, [1]]") == 4  # every stock Concat row
 
 
+@pytest.mark.registration
+def test_importing_the_plugin_package_before_ultralytics_registers_all_its_modules(catalogue, tmp_path):
+    """The package's own `import ultralytics` loads yolo-fasternet while the package is half imported."""
+    code = textwrap.dedent(f"""
+        import yolo_block_catalogue
+        from ultralytics import YOLO
+        print(type(YOLO({str(catalogue["yaml"].with_name("yolov8n-catalogue.yaml"))!r}).model.model[20]).__name__)
+        """)
+    proc = run_python(code, cwd=tmp_path, env=with_sites(catalogue["site"]))
+    assert proc.stdout.strip().splitlines()[-1] == "BiFPNAdd" and "WARNING yolo-fasternet" not in proc.stderr
+
+
 @pytest.fixture(scope="module")
 def trained(catalogue, coco8, tmp_path_factory) -> Path:
     """best.pt of a one-epoch stock `yolo train` of yolov8n-catalogue.yaml, run from an unrelated directory."""
@@ -135,9 +147,11 @@ def trained(catalogue, coco8, tmp_path_factory) -> Path:
     return best
 
 
-# Reload under safe loading, predict, export to ONNX and run both. Boxes (pixels, up to the image size) and class
-# scores (0..1) are compared separately, each against its own magnitude: 1e-3 of it is far above float32 kernel
-# differences between PyTorch and ONNX Runtime (measured ~1e-6 relative) and far below a wrong layer.
+# Reload under safe loading, predict, export to ONNX and run both. Boxes (pixels) and class scores (probabilities) are
+# each compared against their own magnitude: 1e-3 of it is far above float32 kernel differences between PyTorch and
+# ONNX Runtime (measured 1.3e-7 relative for boxes) and far below what a wrongly exported layer gives. Scores also get
+# an absolute 1e-6: ONNX Runtime's Sigmoid is an approximation with ~1.1e-7 absolute error (measured against float64
+# on this machine), which after one epoch (scores ~1e-4) is ~1e-3 of the scores themselves.
 RELOAD_EXPORT = """
 import json, numpy as np, onnxruntime, torch
 from ultralytics import YOLO
@@ -153,9 +167,8 @@ with torch.no_grad():
 expected = (expected[0] if isinstance(expected, (list, tuple)) else expected).numpy()
 session = onnxruntime.InferenceSession(onnx_file, providers=["CPUExecutionProvider"])
 got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
-parts = {"boxes": (slice(0, 4),), "scores": (slice(4, None),)}
-errors = {k: [float(np.abs(got[:, s] - expected[:, s]).max()), float(np.abs(expected[:, s]).max())]
-          for k, (s,) in parts.items()}
+parts = {"boxes": (got[:, :4], expected[:, :4]), "scores": (got[:, 4:], expected[:, 4:])}
+errors = {k: [float(np.abs(a - b).max()), float(np.abs(b).max())] for k, (a, b) in parts.items()}
 print(json.dumps({"kinds": kinds, "shapes": [list(got.shape), list(expected.shape)], "errors": errors}))
 """
 
@@ -167,15 +180,17 @@ def test_trained_catalogue_reloads_safely_and_exports_to_onnx_with_equal_outputs
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert sum(kind.startswith("yolo_block_catalogue.") for kind in result["kinds"]) == 14
     assert result["shapes"][0] == result["shapes"][1]
+    floor = {"boxes": 0.0, "scores": 1e-6}
     for part, (error, magnitude) in result["errors"].items():
-        assert magnitude > 0 and error <= 1e-3 * magnitude, (part, error, magnitude)
+        assert magnitude > 0 and error <= 1e-3 * magnitude + floor[part], (part, error, magnitude)
 
 
 @pytest.mark.slow
-def test_ddp_worker_script_rebuilds_the_catalogue_model(trained, catalogue, coco8, tmp_path, monkeypatch):
+def test_ddp_worker_script_rebuilds_the_catalogue_model(catalogue, coco8, tmp_path, monkeypatch):
     model = catalogue["yaml"].with_name("yolov8n-catalogue.yaml")
     worker = ddp_worker_model(model, coco8, catalogue["site"], DESCRIBE, tmp_path, monkeypatch)
-    load = f"torch.load({str(trained)!r}, weights_only=False)['model']"
-    code = DESCRIBE + f"import torch; print(json.dumps(describe({load})))"
-    trained_layers = json.loads(run_python(code, env=with_sites(catalogue["site"])).stdout.strip().splitlines()[-1])
-    assert worker == trained_layers and len(worker) == 27
+    code = DESCRIBE + f"from ultralytics import YOLO; print(json.dumps(describe(YOLO({str(model)!r}).model)))"
+    proc = run_python(code, cwd=tmp_path, env=with_sites(catalogue["site"]))
+    built = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert worker == built and len(worker) == 27
+    assert sum(path.startswith("yolo_block_catalogue.") for path, _ in worker) == 14

@@ -13,7 +13,7 @@ import inspect
 from ..integration.channel_rules import KINDS, rule_name
 from ..integration.missing_plugin import recorded_distributions
 from ..integration.parse_model_patch import filled_arguments
-from ..integration.plugin_api import REFUSED
+from ..integration.plugin_api import REFUSED, register_deferred_entry_points
 from ..integration.registration import original_parse_model, registered_modules
 from ..integration.registry import CHECKED_ULTRALYTICS, PLUGIN_MODULES
 from .arguments import key_value_to_options
@@ -58,6 +58,7 @@ def module_rows() -> list[tuple[str, ...]]:
     import ultralytics
     from ultralytics.nn import tasks
 
+    register_deferred_entry_points()  # plugin packages that were mid-import when yolo-fasternet was loaded
     with_c1, with_n = filled_arguments(original_parse_model(tasks))
     ours = {entry.cls for entry in PLUGIN_MODULES}
     rows = []

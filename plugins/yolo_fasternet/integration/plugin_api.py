@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterator
 from ..error_text import first_line
 from .channel_rules import KINDS, YOLO_CHANNELS
 from .parse_model_patch import RegistrationError
-from .registration import register_modules, registered_modules
+from .registration import BEFORE_BUILD, register_modules, registered_modules
 from .registry import PluginModule
 
 ENTRY_POINT_GROUP = "yolo_fasternet.modules"
@@ -124,14 +124,45 @@ def declared_modules() -> Iterator[tuple[str, importlib.metadata.EntryPoint]]:
             yield name, ep
 
 
-def register_entry_point_modules() -> None:
+# Entry points whose module was still being imported when they were read (a plugin package imported before
+# Ultralytics: its own `import ultralytics` is what registered us); retried before the next model is built.
+_DEFERRED: list[tuple[str, importlib.metadata.EntryPoint]] = []
+
+
+def _being_imported(module: str) -> bool:
+    """Whether ``module`` or a package above it is in the middle of its own import (partially initialised)."""
+    parts = module.split(".")
+    for n in range(1, len(parts) + 1):
+        spec = getattr(sys.modules.get(".".join(parts[:n])), "__spec__", None)
+        if getattr(spec, "_initializing", False):
+            return True
+    return False
+
+
+def register_entry_point_modules(entries=None) -> None:
     """Register every declared module that can be; each one that cannot gives one warning line and is skipped."""
-    for distribution, ep in declared_modules():
+    for distribution, ep in declared_modules() if entries is None else entries:
+        if _being_imported(ep.value.split(":")[0]):
+            _DEFERRED.append((distribution, ep))
+            continue
         reason = _register_entry_point(distribution, ep)
         if reason:
             line = f"plugin distribution '{distribution}' ({ep.name} = {ep.value}) not registered: {reason}"
             REFUSED.append(line)
             print(f"WARNING yolo-fasternet: {line}", file=sys.stderr)
+
+
+def register_deferred_entry_points() -> bool:
+    """Register the entry points deferred because their package was mid-import (see ``_DEFERRED``); whether any."""
+    if not _DEFERRED:
+        return False
+    pending = list(_DEFERRED)
+    _DEFERRED.clear()
+    register_entry_point_modules(pending)
+    return True
+
+
+BEFORE_BUILD.append(register_deferred_entry_points)
 
 
 def _register_entry_point(distribution: str, ep) -> str | None:

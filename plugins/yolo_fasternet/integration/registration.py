@@ -41,6 +41,9 @@ _ORIGINAL = "__yolo_fasternet_original__"  # Ultralytics' own parse_model, kept 
 # YAML name -> entry registered in this process: yolo-fasternet's table first, then other packages' modules.
 _REGISTERED: dict[str, PluginModule] = {}
 _CONFIG_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError)
+# Called before every model build; each returns whether it registered modules (the plugin API registers entry points
+# that could not be read earlier).
+BEFORE_BUILD: list = []
 
 
 def is_registered() -> bool:
@@ -54,6 +57,10 @@ def _parse_model_with_context(scaled_parse_model, namespace: dict, version: str)
 
     @functools.wraps(scaled_parse_model)
     def parse_model(d, ch, verbose=True):
+        if any([hook() for hook in BEFORE_BUILD]):  # modules were registered: the recompiled parse_model builds
+            from ultralytics.nn import tasks
+
+            return tasks.parse_model(d, ch, verbose)
         check_min_ultralytics(d, version)
         with model_activation(d):
             try:
