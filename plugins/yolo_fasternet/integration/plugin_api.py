@@ -1,4 +1,4 @@
-"""The open plugin API: any package's ``nn.Module`` becomes a YAML module of stock Ultralytics, scaled like a built-in.
+"""The open plugin API: any package's ``nn.Module`` becomes a YAML module of stock Ultralytics, sized like a built-in.
 
 In code (a call or a class decorator; idempotent)::
 
@@ -7,17 +7,25 @@ In code (a call or a class decorator; idempotent)::
     @register_module(like="C2f")  # YAML args after c1: [c2, shortcut, ...]; n is passed as the third argument
     class C2fGhost(C2f): ...
 
+    @register_module(like="attention")  # a named kind: c2 = c1, called with (c1, *YAML args)
+    class SE(nn.Module): ...
+
+    @register_module(channels=lambda layer: (layer.scaled(layer.args[0]), [layer.c1, *layer.args]))
+    class MyBlock(nn.Module): ...  # its own channel rule (channel_rules.LayerInputs -> (c2, args))
+
 In every process (the stock ``yolo`` command, DDP workers, a fresh checkpoint load), by an entry point in the
-plugin's ``pyproject.toml``; the class says what it scales like with a class attribute, ``yolo_like = "C2f"``::
+plugin's ``pyproject.toml``; the class says how it is sized with a class attribute, ``yolo_like = "C2f"`` (a built-in
+or a named kind), or a classmethod ``yolo_channels(cls, layer)``::
 
     [project.entry-points."yolo_fasternet.modules"]
     C2fGhost = "yolo_example_block.blocks:C2fGhost"   # name = the class name = the YAML name
 
 ``yolo_fasternet`` registers every declared module when it is imported, which its start-up hook does right after
-``ultralytics.nn.tasks`` loads. A declared module that cannot be registered (its import fails, its name clashes with
-a built-in or another plugin's, its ``like`` is unknown) is skipped with one warning line naming its distribution and
-the reason; Ultralytics and every other plugin keep working. Clashes are refused, never shadowed: with two
-distributions declaring one name, the first in name order keeps it.
+``ultralytics.nn.tasks`` loads (a plugin package imported before Ultralytics is registered before the next model is
+built). A declared module that cannot be registered (its import fails, its name clashes with a built-in or another
+plugin's, its ``like`` is unknown) is skipped with one warning line naming its distribution and the reason;
+Ultralytics and every other plugin keep working. Clashes are refused, never shadowed: with two distributions
+declaring one name, the first in name order keeps it.
 """
 
 from __future__ import annotations
