@@ -78,7 +78,8 @@ def register_module(
             chosen, rule = getattr(target, LIKE_ATTRIBUTE, None), getattr(target, YOLO_CHANNELS, None)
             if chosen is not None and rule is not None:
                 raise RegistrationError(
-                    f"cannot register {name!s}: it declares both {LIKE_ATTRIBUTE} and {YOLO_CHANNELS}; keep one"
+                    f"cannot register {name!s}: it declares both {LIKE_ATTRIBUTE} and {YOLO_CHANNELS}; keep one "
+                    "(a subclass sets the other to None)"
                 )
         if chosen is None and rule is None:
             raise RegistrationError(
