@@ -291,27 +291,36 @@ print("loaded", type(model.model.model[2]).__module__)
     assert "loaded yolo_example_block.blocks" in out
 
 
-@pytest.mark.slow
-def test_ddp_worker_script_rebuilds_the_plugin_model(example, built, coco8_yaml_module, tmp_path, monkeypatch):
-    """The model-building part of the script Ultralytics writes for DDP workers, run in a fresh process."""
+def ddp_worker_model(model_yaml: Path, data: Path, site: Path, describe: str, tmp_path: Path, monkeypatch):
+    """Run the model-building part of the script Ultralytics writes for DDP workers in a fresh process.
+
+    ``describe`` defines ``describe(model)`` (JSON-able); returns what it gave for the model the worker built. Up to
+    8.4.135 the worker rebuilds the model from the YAML; later ones unpickle the trainer: both need the plugin there.
+    """
     from ultralytics.models.yolo.detect import DetectionTrainer
     from ultralytics.utils.dist import generate_ddp_file
 
-    monkeypatch.syspath_prepend(str(example["site"]))  # installed: on the sys.path the script passes on (8.4.140+)
-    model = str(example["yamls"] / "yolov8n-eca.yaml")
-    overrides = dict(model=model, data=str(coco8_yaml_module), epochs=1, imgsz=64, device="cpu", workers=0)
+    monkeypatch.syspath_prepend(str(site))  # installed: on the sys.path the script passes on (8.4.140+)
+    overrides = dict(model=str(model_yaml), data=str(data), epochs=1, imgsz=64, device="cpu", workers=0)
     trainer = DetectionTrainer(overrides={**overrides, "project": str(tmp_path), "name": "ddp"})
     script_file = Path(generate_ddp_file(trainer))
     try:
         # In place of `trainer.train()` (8.3.x writes `results = trainer.train()`): build the model, describe it.
-        probe = "None" + DESCRIBE + "trainer.setup_model(); print(json.dumps(describe(trainer.model)))"
+        probe = "None" + describe + "trainer.setup_model(); print(json.dumps(describe(trainer.model)))"
         worker = tmp_path / "ddp_worker.py"
         worker.write_text(script_file.read_text().replace("trainer.train()", probe.replace("\n", "\n    ")))
-        proc = run_checked([sys.executable, str(worker)], env=with_sites(example["site"]))
-        assert json.loads(proc.stdout.strip().splitlines()[-1]) == built["n"]
+        proc = run_checked([sys.executable, str(worker)], env=with_sites(site))
+        return json.loads(proc.stdout.strip().splitlines()[-1])
     finally:
         script_file.unlink(missing_ok=True)
         script_file.with_suffix(".pt").unlink(missing_ok=True)
+
+
+@pytest.mark.slow
+def test_ddp_worker_script_rebuilds_the_plugin_model(example, built, coco8_yaml_module, tmp_path, monkeypatch):
+    model = example["yamls"] / "yolov8n-eca.yaml"
+    worker = ddp_worker_model(model, coco8_yaml_module, example["site"], DESCRIBE, tmp_path, monkeypatch)
+    assert worker == built["n"]
 
 
 @pytest.mark.registration
@@ -337,7 +346,7 @@ def test_modules_command_lists_the_plugin_with_its_yaml_arguments(example):
     argv = [sys.executable, "-m", "yolo_fasternet", "modules"]
     out = run_checked(argv, env=with_sites(example["site"])).stdout
     row = next(line for line in out.splitlines() if line.startswith("C2fECA "))
-    assert row.split()[1:4] == ["C2f", "yolo-example-block", "[c2,"]
+    assert row.split()[1:5] == ["like", "C2f", "yolo-example-block", "[c2,"]
     assert "[c2, shortcut=False, g=1, e=0.5, k=3]" in row
     assert "C2f_Faster" in out and "Ultralytics " in out.splitlines()[0]
 

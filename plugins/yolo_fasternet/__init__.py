@@ -2,7 +2,8 @@
 
 Importing this package registers every module into the installed Ultralytics (see ``integration.registration``), then
 every module other installed packages declare under the entry-point group ``yolo_fasternet.modules``; any package's
-own block joins with ``register_module(cls, like="C2f")`` (see ``integration.plugin_api``).
+own block joins with ``register_module(cls, like="C2f")``, a named kind (``like="attention"``) or its own channel rule
+(``channels=rule``; see ``integration.plugin_api`` and ``integration.channel_rules``).
 Installed with pip, the package also registers itself in every Python process right after ``ultralytics.nn.tasks``
 is imported (``yolo_fasternet.pth``), so the stock ``yolo`` command, DDP workers and checkpoint loading need no
 explicit import.
@@ -18,11 +19,12 @@ Layout, by concern:
   data), behind one console command, ``yolo-fasternet`` (``cli.py``).
 """
 
+from .integration.channel_rules import KINDS, LayerInputs
 from .integration.layer_errors import ModelYamlError
 from .integration.legacy_paths import install_legacy_module_aliases
 from .integration.parse_model_patch import RegistrationError
 from .integration.plugin_api import register_entry_point_modules, register_module
-from .integration.registration import is_registered, register, registered_modules
+from .integration.registration import is_registered, register, registered_modules, supported_likes
 from .integration.yaml_lookup import bundled_yaml, cfg_dir
 from .nn import C2f_Faster, C3k2_Faster, C3k_Faster, FasterNetBlock, PatchEmbed, PatchMerging, PConv, SAConv
 
@@ -32,6 +34,8 @@ __all__ = [
     "C3k2_Faster",
     "C3k_Faster",
     "FasterNetBlock",
+    "KINDS",
+    "LayerInputs",
     "ModelYamlError",
     "PConv",
     "PatchEmbed",
@@ -44,6 +48,7 @@ __all__ = [
     "register",
     "register_module",
     "registered_modules",
+    "supported_likes",
 ]
 
 install_legacy_module_aliases()

@@ -1,6 +1,6 @@
 """``yolo-fasternet modules``: every module registered into the installed Ultralytics, and what a checkpoint needs.
 
-yolo-fasternet modules                          # name, like, origin distribution, YAML arguments, versions checked
+yolo-fasternet modules                          # name, kind, origin distribution, YAML arguments, versions checked
 yolo-fasternet modules --checkpoint best.pt     # the plugin distributions a checkpoint records, installed or not
 """
 
@@ -9,21 +9,17 @@ from __future__ import annotations
 import importlib.util
 import inspect
 
+from ..integration.channel_rules import KINDS, rule_name
 from ..integration.missing_plugin import recorded_distributions
 from ..integration.parse_model_patch import filled_arguments
-from ..integration.plugin_api import REFUSED
+from ..integration.plugin_api import REFUSED, register_deferred_entry_points
 from ..integration.registration import original_parse_model, registered_modules
 from ..integration.registry import CHECKED_ULTRALYTICS, PLUGIN_MODULES
 from .arguments import key_value_to_options, plain_description
 from .command_errors import CommandError, CommandParser, command
 
 
-def yaml_arguments(cls: type, like: str, with_c1: frozenset[str], with_n: frozenset[str]) -> str:
-    """The constructor's arguments as a YAML row writes them: ``[c2, shortcut=False, ...]`` once parse_model has
-    filled in ``c1`` (and ``n``, third) for a ``like`` it does that for; the whole signature otherwise."""
-    params = [p for p in list(inspect.signature(cls.__init__).parameters.values())[1:]]
-    if like in with_c1:
-        params = params[1:2] + params[3:] if like in with_n else params[1:]
+def _shown(params) -> str:
     shown = []
     for p in params:
         if p.kind is p.VAR_POSITIONAL:
@@ -32,23 +28,45 @@ def yaml_arguments(cls: type, like: str, with_c1: frozenset[str], with_n: frozen
             shown.append(f"**{p.name}")
         else:
             shown.append(p.name if p.default is p.empty else f"{p.name}={p.default!r}")
-    text = ", ".join(shown)
-    return f"[{text}]" if like in with_c1 else f"({text}) as parse_model passes them for {like}"
+    return ", ".join(shown)
+
+
+def yaml_arguments(cls: type, like: str, with_c1: frozenset[str], with_n: frozenset[str], rule: bool = False) -> str:
+    """The constructor's arguments as a YAML row writes them: ``[c2, shortcut=False, ...]`` once parse_model has
+    filled in ``c1`` (and ``n``, third) for a ``like`` it does that for, or the input width(s) for a kind that passes
+    them; the whole signature otherwise."""
+    params = [p for p in list(inspect.signature(cls.__init__).parameters.values())[1:]]
+    if rule:
+        return f"({_shown(params)}) as its channel rule passes them"
+    if like in KINDS:
+        return f"[{_shown(params if like == 'parameter_free' else params[1:])}]"
+    if like in with_c1:
+        params = params[1:2] + params[3:] if like in with_n else params[1:]
+        return f"[{_shown(params)}]"
+    return f"({_shown(params)}) as parse_model passes them for {like}"
+
+
+def kind_column(like: str, channels) -> str:
+    """``like C2f`` (a built-in's rules), ``attention`` (a named kind) or ``rule Block.yolo_channels``."""
+    if channels is not None:
+        return f"rule {rule_name(channels)}"
+    return like if like in KINDS else f"like {like}"
 
 
 def module_rows() -> list[tuple[str, ...]]:
-    """One row per registered module: YAML name, like, origin, YAML arguments, Ultralytics versions checked."""
+    """One row per registered module: YAML name, kind, origin, YAML arguments, Ultralytics versions checked."""
     import ultralytics
     from ultralytics.nn import tasks
 
+    register_deferred_entry_points()  # plugin packages that were mid-import when yolo-fasternet was loaded
     with_c1, with_n = filled_arguments(original_parse_model(tasks))
     ours = {entry.cls for entry in PLUGIN_MODULES}
     rows = []
     for entry in registered_modules():
         # Ours are tested on both ends of the supported range; any module's like was checked against this install.
         checked = ", ".join(CHECKED_ULTRALYTICS) if entry.cls in ours else ultralytics.__version__
-        args = yaml_arguments(entry.cls, entry.like, with_c1, with_n)
-        rows.append((entry.cls.__name__, entry.like, entry.origin or "-", args, checked))
+        args = yaml_arguments(entry.cls, entry.like, with_c1, with_n, rule=entry.channels is not None)
+        rows.append((entry.cls.__name__, kind_column(entry.like, entry.channels), entry.origin or "-", args, checked))
     return rows
 
 
@@ -61,7 +79,7 @@ def _print_modules() -> None:
     import ultralytics
 
     print(f"Ultralytics {ultralytics.__version__}; YAML args are those after c1 (and n) as parse_model fills them")
-    print(_table(("name", "like", "origin", "YAML args", "Ultralytics checked"), module_rows()))
+    print(_table(("name", "kind", "origin", "YAML args", "Ultralytics checked"), module_rows()))
     for line in REFUSED:
         print(f"skipped: {line}")
 

@@ -33,14 +33,14 @@ class _AddPluginsNextToLikes(ast.NodeTransformer):
 
     def __init__(self, plugins_by_like: Mapping[str, list[str]]):
         self.plugins_by_like = plugins_by_like
-        self.likes_seen_in_sets: set[str] = set()
+        self.likes_seen: set[str] = set()
 
     def visit_Set(self, node: ast.Set) -> ast.Set:  # noqa: N802 - ast.NodeTransformer naming
         self.generic_visit(node)
         names = [e.id for e in node.elts if isinstance(e, ast.Name)]
         for like in names:
             if like in self.plugins_by_like:
-                self.likes_seen_in_sets.add(like)
+                self.likes_seen.add(like)
                 node.elts += [ast.Name(p, ast.Load()) for p in self.plugins_by_like[like] if p not in names]
         return node
 
@@ -49,9 +49,50 @@ class _AddPluginsNextToLikes(ast.NodeTransformer):
         target = node.comparators[0] if len(node.comparators) == 1 else None
         op = type(node.ops[0])
         if op in _IDENTITY_TO_MEMBERSHIP and isinstance(target, ast.Name) and target.id in self.plugins_by_like:
+            self.likes_seen.add(target.id)
             members = [target] + [ast.Name(p, ast.Load()) for p in self.plugins_by_like[target.id]]
             return ast.Compare(node.left, [_IDENTITY_TO_MEMBERSHIP[op]()], [ast.Tuple(members, ast.Load())])
         return node
+
+
+RULES_NAME = "_yolo_fasternet_channel_rules"  # the dict, in ultralytics.nn.tasks, of classes with a channel rule
+_RULE_BRANCH = f"""
+if m in {RULES_NAME}:
+    c2, args = {RULES_NAME}[m](i, f, ch, args, width, max_channels)
+"""
+
+
+def _is_default_branch(body: list) -> bool:
+    """Whether ``body`` is exactly ``c2 = ch[f]`` (parse_model's branch for modules it does not know)."""
+    if len(body) != 1 or not isinstance(body[0], ast.Assign):
+        return False
+    return ast.unparse(body[0]) == "c2 = ch[f]"
+
+
+def _route_rule_modules(func: ast.FunctionDef) -> bool:
+    """Put the rule branch in front of parse_model's module chain (``if m in base_modules: ... else: c2 = ch[f]``).
+
+    Returns False when no such chain exists (then nothing changed).
+    """
+    for parent in ast.walk(func):
+        for field in ("body", "orelse"):
+            statements = getattr(parent, field, None)
+            if not isinstance(statements, list):
+                continue
+            for position, node in enumerate(statements):
+                if not isinstance(node, ast.If) or isinstance(parent, ast.If) and field == "orelse":
+                    continue
+                tail = node
+                while len(tail.orelse) == 1 and isinstance(tail.orelse[0], ast.If):
+                    tail = tail.orelse[0]
+                if _is_default_branch(tail.orelse):
+                    branch = ast.parse(_RULE_BRANCH).body[0]
+                    for new in ast.walk(branch):  # on the chain's first line, for tracebacks
+                        ast.copy_location(new, node)
+                    branch.orelse = [node]
+                    statements[position] = branch
+                    return True
+    return False
 
 
 def _source_tree(parse_model: Callable) -> ast.Module | None:
@@ -81,9 +122,17 @@ def special_names(parse_model: Callable, namespace: Mapping[str, object]) -> fro
 
 
 def patched_parse_model(
-    parse_model: Callable, tasks: ModuleType, plugins_by_like: Mapping[str, list[str]], version: str
+    parse_model: Callable,
+    tasks: ModuleType,
+    plugins_by_like: Mapping[str, list[str]],
+    version: str,
+    with_rules: bool = False,
 ) -> Callable:
-    """Return ``parse_model`` recompiled so each plugin class is scaled like its ``like`` class."""
+    """Return ``parse_model`` recompiled so each plugin class is scaled like its ``like`` class.
+
+    With ``with_rules``, a class found in the dict ``tasks.<RULES_NAME>`` (class -> ``channel_rules.AppliedRule``)
+    gets its ``c2`` and arguments from that rule, ahead of every built-in branch.
+    """
     try:
         source = textwrap.dedent(inspect.getsource(parse_model))
         filename = inspect.getsourcefile(parse_model) or "<parse_model>"
@@ -98,12 +147,17 @@ def patched_parse_model(
         raise RegistrationError(f"Ultralytics {version}: parse_model's source is not a plain function definition")
     rewriter = _AddPluginsNextToLikes(plugins_by_like)
     rewriter.visit(func)
-    missing = sorted(set(plugins_by_like) - rewriter.likes_seen_in_sets)
+    missing = sorted(set(plugins_by_like) - rewriter.likes_seen)
     if missing:
         raise RegistrationError(
-            f"Ultralytics {version} changed parse_model: no scaling set names {missing}, so yolo-fasternet "
-            "cannot scale its modules like them. Install a supported Ultralytics "
+            f"Ultralytics {version} changed parse_model: no scaling set or identity test names {missing}, so "
+            "yolo-fasternet cannot scale its modules like them. Install a supported Ultralytics "
             "(see yolo_fasternet.integration.registry)."
+        )
+    if with_rules and not _route_rule_modules(func):
+        raise RegistrationError(
+            f"Ultralytics {version} changed parse_model: no module branch ending in 'else: c2 = ch[f]' was found, so "
+            "yolo-fasternet cannot apply channel rules (kinds). Install a supported Ultralytics."
         )
     func.decorator_list = []
     ast.increment_lineno(tree, parse_model.__code__.co_firstlineno - 1)

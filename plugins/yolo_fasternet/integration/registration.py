@@ -26,11 +26,12 @@ import torch
 from torch import nn
 
 from ..nn.activation import model_activation
+from .channel_rules import KINDS, AppliedRule, rule_for, rule_name
 from .inference_form import select_inference_form
 from .layer_errors import ModelYamlError, layer_error
 from .legacy_paths import legacy_safe_globals
 from .missing_plugin import record_plugin_distributions
-from .parse_model_patch import RegistrationError, patched_parse_model, special_names
+from .parse_model_patch import RULES_NAME, RegistrationError, patched_parse_model, special_names
 from .registry import CHECKPOINT_CLASSES, PLUGIN_MODULES, PluginModule
 from .yaml_backbone_weights import install as install_yaml_backbone_weights
 from .yaml_lookup import bundled_yaml, cfg_dir, check_min_ultralytics
@@ -40,6 +41,9 @@ _ORIGINAL = "__yolo_fasternet_original__"  # Ultralytics' own parse_model, kept 
 # YAML name -> entry registered in this process: yolo-fasternet's table first, then other packages' modules.
 _REGISTERED: dict[str, PluginModule] = {}
 _CONFIG_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError)
+# Called before every model build; each returns whether it registered modules (the plugin API registers entry points
+# that could not be read earlier).
+BEFORE_BUILD: list = []
 
 
 def is_registered() -> bool:
@@ -53,6 +57,10 @@ def _parse_model_with_context(scaled_parse_model, namespace: dict, version: str)
 
     @functools.wraps(scaled_parse_model)
     def parse_model(d, ch, verbose=True):
+        if any([hook() for hook in BEFORE_BUILD]):  # modules were registered: the recompiled parse_model builds
+            from ultralytics.nn import tasks
+
+            return tasks.parse_model(d, ch, verbose)
         check_min_ultralytics(d, version)
         with model_activation(d):
             try:
@@ -149,7 +157,7 @@ def register_modules(entries) -> None:
     for entry in entries:
         reason = _refusal(entry, table, tasks.__dict__, likes)
         if reason:
-            raise RegistrationError(f"cannot register {_class_path(entry.cls)} like '{entry.like}': {reason}")
+            raise RegistrationError(f"cannot register {_class_path(entry.cls)} as {kind_label(entry)}: {reason}")
         known = table.get(entry.cls.__name__)
         if known is None or known.cls is not entry.cls:
             table[entry.cls.__name__] = entry
@@ -162,17 +170,30 @@ def _class_path(cls) -> str:
     return f"{getattr(cls, '__module__', '?')}.{getattr(cls, '__qualname__', cls)}"
 
 
+def kind_label(entry: PluginModule) -> str:
+    """How errors name the way a module is sized: ``like 'Conv'``, ``kind 'fuse'``, ``rule Block.yolo_channels``."""
+    if entry.channels is not None:
+        return f"rule {rule_name(entry.channels)}"
+    return f"kind '{entry.like}'" if entry.like in KINDS else f"like '{entry.like}'"
+
+
 def _refusal(entry: PluginModule, table: dict, namespace: dict, likes: frozenset[str]) -> str | None:
     """Why ``entry`` cannot join ``table`` (name clash, unknown like, not a module), or None if it can."""
     cls, like = entry.cls, entry.like
     if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
         return "not a torch.nn.Module subclass"
-    if like not in likes:
-        return f"unknown like; the installed Ultralytics supports: {', '.join(sorted(likes))}"
+    if entry.channels is not None and not callable(entry.channels):
+        return f"the channel rule {entry.channels!r:.80} is not callable"
+    if entry.channels is None and like not in likes and like not in KINDS:
+        return (
+            f"unknown like or kind; the named kinds are {', '.join(KINDS)}; the installed Ultralytics' built-ins are: "
+            f"{', '.join(sorted(likes))}"
+        )
     known = table.get(cls.__name__)
     if known is not None:
         if known.cls is cls:
-            return None if known.like == like else f"already registered like '{known.like}'"
+            same = (known.like, known.channels) == (like, entry.channels)
+            return None if same else f"already registered as {kind_label(known)}"
         if _class_path(known.cls) == _class_path(cls):  # the same class defined again (a notebook cell run twice)
             return None
         return f"name clash with {_class_path(known.cls)}, registered by {known.origin}; refused, not shadowed"
@@ -213,15 +234,20 @@ def _install(entries) -> None:
                 f"Ultralytics {version} already defines '{entry.cls.__name__}' ({existing!r}); "
                 "yolo-fasternet will not shadow it"
             )
-        if not isinstance(namespace.get(entry.like), type):
+        if rule_for(entry.like, entry.channels) is None and not isinstance(namespace.get(entry.like), type):
             raise RegistrationError(f"Ultralytics {version} has no '{entry.like}' in ultralytics.nn.tasks")
     plugins_by_like: dict[str, list[str]] = {}
+    rules: dict[type, AppliedRule] = {}
     for entry in entries:
-        plugins_by_like.setdefault(entry.like, []).append(entry.cls.__name__)
+        rule = rule_for(entry.like, entry.channels)
+        if rule is None:
+            plugins_by_like.setdefault(entry.like, []).append(entry.cls.__name__)
+        else:
+            rules[entry.cls] = AppliedRule(entry.cls, rule)
 
     # Build everything first, then switch: a failure above or here leaves Ultralytics exactly as it was.
     original = original_parse_model(tasks)
-    scaled = patched_parse_model(original, tasks, plugins_by_like, version)
+    scaled = patched_parse_model(original, tasks, plugins_by_like, version, with_rules=bool(rules))
     parse_model = _parse_model_with_context(scaled, namespace, version)
     setattr(parse_model, _ORIGINAL, original)
     first_time = not is_registered()
@@ -232,6 +258,7 @@ def _install(entries) -> None:
         )
 
     install_yaml_backbone_weights(tasks)  # idempotent; checks before it changes anything, so it goes first
+    namespace[RULES_NAME] = rules
     for entry in entries:
         namespace[entry.cls.__name__] = entry.cls
     if first_time:

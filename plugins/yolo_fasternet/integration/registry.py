@@ -9,6 +9,7 @@ width/depth scaling at every scale is identical to the built-in's.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from torch import nn
@@ -28,11 +29,16 @@ CHECKED_ULTRALYTICS = ("8.3.0", "8.4.190")
 
 @dataclass(frozen=True)
 class PluginModule:
-    """One YAML-visible module, the built-in Ultralytics class it scales like, and the distribution that ships it."""
+    """One YAML-visible module, how parse_model sizes it, and the distribution that ships it.
+
+    ``like`` is a built-in class name (the module rides that class's branch of ``parse_model``) or a named kind
+    (``channel_rules.KINDS``); ``channels``, when given, is the module's own channel rule and ``like`` is ''.
+    """
 
     cls: type[nn.Module]
     like: str
     origin: str = "yolo-fasternet"
+    channels: Callable | None = None
 
 
 PLUGIN_MODULES = (
