@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from yolo_fasternet.apps.ablation_report import markdown, pareto_front, plot_png, point_styles
+from yolo_fasternet.apps.ablation.report import markdown, pareto_front, plot_png, point_styles
 
 METRICS = ("precision", "recall", "mAP50", "mAP50-95")
 COST = ("params", "gflops", "epoch_time_s", "peak_mem_mb")

@@ -6,7 +6,7 @@
 
 Every model gets the same data, augmentation, schedule, seed and ``deterministic=True``; repeated models or seeds
 run once. Each training runs in its own worker process (so peak RSS is that run's own): a local child process
-(``--jobs`` at a time, never outliving this process) or a Ray task (``--executor ray``, see ablation_executors). A
+(``--jobs`` at a time, never outliving this process) or a Ray task (``--executor ray``, see ablation/executors.py). A
 finished run leaves ``metrics.json`` and then a ``DONE`` marker; re-running the same command skips runs with a
 marker and restarts the others from scratch (a restarted run repeats the same deterministic schedule, which resuming
 mid-way from ``last.pt`` would not guarantee for the epoch times). Latency is measured in this process, all models
@@ -22,20 +22,26 @@ from __future__ import annotations
 
 import argparse
 import csv
-import hashlib
 import io
 import json
 import os
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from .ablation_executors import LocalExecutor, RayExecutor, RunFailedError, guard_worker
-from .ablation_presets import PRESETS
-from .ablation_report import markdown, pareto_front, plot_png  # noqa: F401  pareto_front: part of this module's API
+from .ablation.executors import LocalExecutor, RayExecutor, RunFailedError
+from .ablation.presets import PRESETS
+from .ablation.report import markdown, pareto_front, plot_png  # noqa: F401  pareto_front: part of this module's API
+from .ablation.runs import (  # noqa: F401  prepare_run_folder, record_results: part of this module's API
+    DONE,
+    METRIC_KEYS,
+    prepare_run_folder,
+    record_results,
+    run_dir,
+    settings_hash,
+    write_atomic,
+)
 from .arguments import key_value_to_options
 from .command_errors import CommandError, CommandParser, InterruptedCommandError, UsageError, command
 
@@ -48,13 +54,6 @@ DEFAULT_MODELS = (
     "yolo11n-fasternet.yaml",
     "yolo11n-c3k2-faster.yaml",
 )
-DONE = "DONE"  # written last in a run folder: its presence means metrics.json is complete
-METRIC_KEYS = {  # column -> key in Ultralytics' validator results_dict ((B): box metrics)
-    "precision": "metrics/precision(B)",
-    "recall": "metrics/recall(B)",
-    "mAP50": "metrics/mAP50(B)",
-    "mAP50-95": "metrics/mAP50-95(B)",
-}
 COLUMNS = (
     "model",
     "seed",
@@ -71,105 +70,6 @@ COLUMNS = (
     "batch",
     "run",
 )
-
-
-# ----------------------------------------------------------------------------------------------------------- files
-def write_atomic(path: Path, data: str | bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and ``os.replace`` (atomic on POSIX)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode() if isinstance(data, str) else data)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the permissions open() would
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def settings_hash(settings: dict) -> str:
-    """A short stable hash of the settings every run shares; a run folder is only reused under the same settings."""
-    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
-
-
-def run_dir(out: Path, model: str, seed: int, key: str) -> Path:
-    """``out/runs/<model stem>-s<seed>-<settings hash>``."""
-    return out / "runs" / f"{Path(model).stem}-s{seed}-{key}"
-
-
-# ---------------------------------------------------------------------------------------------------------- worker
-def train_and_validate(spec: dict) -> dict:
-    """Train and validate one model in this process (a worker of the ablation); return its metrics record.
-
-    Ultralytics writes its run into ``<run>/train``; one line per finished epoch goes to ``<run>/progress.jsonl``.
-    """
-    import resource
-
-    import torch
-    from ultralytics import YOLO
-
-    import yolo_fasternet  # noqa: F401  registers the plugin modules even where the .pth autoload is off
-
-    folder = Path(spec["run"])
-    progress = folder / "progress.jsonl"  # one line per finished epoch; the parent's progress bar reads it
-    epoch_times: list[float] = []
-    started = {}
-
-    def on_epoch_start(trainer):
-        started["t"] = time.perf_counter()
-
-    def on_epoch_end(trainer):
-        # train loop only (no validation): the per-epoch cost of the model itself
-        epoch_times.append(time.perf_counter() - started["t"])
-        with open(progress, "a") as f:
-            f.write(json.dumps({"epoch": trainer.epoch + 1, "time_s": epoch_times[-1]}) + "\n")
-
-    def set_threads(trainer):  # after Ultralytics' own torch.set_num_threads (cpu_count - 1) in select_device
-        torch.set_num_threads(spec["threads"])
-
-    model = YOLO(spec["model"])
-    model.add_callback("on_train_epoch_start", on_epoch_start)
-    model.add_callback("on_train_epoch_end", on_epoch_end)
-    if spec.get("threads"):
-        model.add_callback("on_pretrain_routine_start", set_threads)
-    results = model.train(**spec["train"], seed=spec["seed"], project=str(folder), name="train", exist_ok=True)
-    metrics = getattr(results, "results_dict", results) or {}
-    return {
-        "epoch_times_s": epoch_times,
-        # ru_maxrss is KiB on Linux; this process did nothing but this run, so it is the run's own peak
-        "peak_mem_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "peak_gpu_mem_mb": torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None,
-        **{col: float(metrics[key]) for col, key in METRIC_KEYS.items()},
-    }
-
-
-def record_results(spec: dict, record: dict) -> None:
-    """Write a run's metrics.json, then its DONE marker (whichever executor ran it)."""
-    folder = Path(spec["run"])
-    write_atomic(folder / "metrics.json", json.dumps(record, indent=1))
-    write_atomic(folder / DONE, "")
-
-
-def train_one(spec: dict) -> None:
-    """The local executor's worker process: train, validate, write metrics.json, then DONE."""
-    record_results(spec, train_and_validate(spec))
-
-
-def prepare_run_folder(spec: dict) -> None:
-    """Start a run over in an empty folder (an interrupted run's epoch times and metrics must come from one run).
-
-    Executors call this only once no earlier training can write into the folder any more (see ablation_executors).
-    """
-    folder = Path(spec["run"])
-    if folder.exists():
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True)
-    write_atomic(folder / "spec.json", json.dumps(spec, indent=1))
 
 
 # --------------------------------------------------------------------------------------------------------- latency
@@ -217,7 +117,7 @@ def measure_models(names: list[str], imgsz: int, runs: int) -> dict[str, dict]:
 
 # --------------------------------------------------------------------------------------------------------- reports
 def write_reports(out: Path, rows: list[dict], models: list[str], header: str) -> None:
-    """results.csv, results.md and pareto.png (see ablation_report), each written atomically."""
+    """results.csv, results.md and pareto.png (see ablation/report.py), each written atomically."""
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
     writer.writeheader()
@@ -236,7 +136,7 @@ FALLBACK = {"models": list(DEFAULT_MODELS), "data": "coco8.yaml", "epochs": 3, "
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line; extra ``key=value`` tokens pass to every ``YOLO.train()`` call alike.
 
-    A ``--preset`` fills every argument not given explicitly (``ablation_presets``); the rest fall back to FALLBACK.
+    A ``--preset`` fills every argument not given explicitly (``ablation/presets.py``); the rest fall back to FALLBACK.
     Every value is checked here, extra keys with Ultralytics' own ``check_cfg``, so a typo fails with status 2
     before the first training instead of inside it.
     """
@@ -265,7 +165,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--address", help="Ray cluster address (default: a local Ray instance)")
     parser.add_argument("--cpus-per-run", type=int, default=1, help="Ray: CPUs (and torch threads) per run")
     parser.add_argument("--retries", type=int, default=2, help="Ray: resubmissions of a run whose worker was lost")
-    parser.add_argument("--_worker", help=argparse.SUPPRESS)
     tokens = key_value_to_options(argv, parser)
     # key=value tokens that name no option of ours are Ultralytics arguments; set aside first, so that --models'
     # nargs="+" does not take `lr0=0.02` for a model
@@ -344,10 +243,6 @@ def preflight(args: argparse.Namespace, data: str, device: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Train every (model, seed) that has no DONE marker, then measure latency and write the reports."""
     args = parse_args(argv)
-    if args._worker:
-        guard_worker()
-        train_one(json.loads(Path(args._worker).read_text()))
-        return 0
 
     import torch
     from tqdm import tqdm

@@ -12,7 +12,7 @@ import io
 import statistics
 import textwrap
 
-from .ablation_stats import PairedDifference, mean_std, paired_difference
+from .stats import PairedDifference, mean_std, paired_difference
 
 ACCURACY = ("precision", "recall", "mAP50", "mAP50-95")  # higher is better; differences in percentage points
 RANKED_BY = "mAP50-95"  # the accuracy the verdict column and the plot use
