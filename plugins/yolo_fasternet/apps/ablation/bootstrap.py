@@ -32,7 +32,6 @@ import numpy as np
 from .records import Records
 
 AP_X = np.linspace(0, 1, 101)  # COCO's 101 recall points, as Ultralytics interpolates
-_trapezoid = getattr(np, "trapezoid", None) or np.trapz  # numpy 2 renamed trapz
 
 
 def _sentinels_drop_to_zero() -> bool:
@@ -44,7 +43,7 @@ def _sentinels_drop_to_zero() -> bool:
 
 
 class WeightedAP:
-    """mAP50 and mAP50-95 of one run's records for any image weights (the counts of a bootstrap resample)."""
+    """mAP50 and mAP50-95 of one run's records for many image weightings at once (the counts of resamples)."""
 
     def __init__(self, records: Records, drop_to_zero: bool | None = None):
         self.drop_to_zero = _sentinels_drop_to_zero() if drop_to_zero is None else drop_to_zero
@@ -57,51 +56,90 @@ class WeightedAP:
         last = np.ones(len(order), bool)
         last[:-1] = ~(~hit[:-1] & ~hit[1:] & (cls[:-1] == cls[1:]))
         point = np.cumsum(np.r_[0, last[:-1]])[: len(order)]  # the merged point each prediction counts in
-        self.pred_point, self.pred_image = point, image
-        self.n_points = int(last.sum())
-        self.point_tp = tp[last].astype(np.float64)
+        n_points = int(last.sum())
+        # (points, images): how many predictions of each image a point stands for; weights -> point weights by matmul
+        self.members = np.zeros((n_points, self.n_images))
+        np.add.at(self.members, (point, image), 1.0)
+        self.point_tp = tp[last].T.astype(np.float64)  # (thresholds, points)
         point_cls = cls[last]
         self.classes = np.unique(records.target_cls)
-        self.segments = {c: np.flatnonzero(point_cls == c) for c in self.classes}
-        self.target_cls, self.target_image = records.target_cls, records.target_image
+        self.segments = [np.flatnonzero(point_cls == c) for c in self.classes]
+        self.targets = np.zeros((len(self.classes), self.n_images))  # (classes, images): target counts
+        np.add.at(self.targets, (np.searchsorted(self.classes, records.target_cls), records.target_image), 1.0)
 
-    def __call__(self, weights: np.ndarray | None = None) -> tuple[float, float]:
-        """(mAP50, mAP50-95) with ``weights[i]`` copies of image ``i`` (None: every image once)."""
-        if weights is None:
-            weights = np.ones(self.n_images)
-        point_w = np.bincount(self.pred_point, weights=weights[self.pred_image], minlength=self.n_points)
-        n_targets = np.bincount(np.searchsorted(self.classes, self.target_cls), weights=weights[self.target_image])
+    def __call__(self, weights: np.ndarray | None = None) -> np.ndarray:
+        """(mAP50, mAP50-95) for each row of ``weights`` ((R, images): copies of each image; None: each once).
+
+        Returns (R, 2), or (2,) for a single 1-D weighting.
+        """
+        single = weights is None or np.ndim(weights) == 1
+        weights = np.ones((1, self.n_images)) if weights is None else np.atleast_2d(weights).astype(np.float64)
+        point_w = weights @ self.members.T  # (R, points)
+        n_targets = weights @ self.targets.T  # (R, classes)
+        n_iou = self.point_tp.shape[0]
+        ap = np.zeros((len(weights), len(self.classes), n_iou))
+        for ci, seg in enumerate(self.segments):
+            if len(seg):
+                ap[:, ci] = self._class_ap(point_w[:, seg], self.point_tp[:, seg], n_targets[:, ci])
         present = n_targets > 0
-        ap = np.zeros((len(self.classes), self.point_tp.shape[1]))
-        for ci, c in enumerate(self.classes):
-            seg = self.segments[c]
-            w = point_w[seg]
-            if not present[ci] or w.sum() == 0:
-                continue
-            tpc = np.cumsum(self.point_tp[seg] * w[:, None], 0)
-            fpc = np.cumsum((1 - self.point_tp[seg]) * w[:, None], 0)
-            recall = tpc / (n_targets[ci] + 1e-16)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                precision = tpc / (tpc + fpc)
-            precision[tpc + fpc == 0] = 1.0  # leading points of weight 0 (images not drawn): like the sentinel
-            ap[ci] = self._ap(recall, precision)
-        ap = ap[present]
-        if not len(ap):
-            return 0.0, 0.0
-        return float(ap[:, 0].mean()), float(ap.mean())
+        ap[~present] = 0.0
+        n_present = present.sum(1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out = np.stack([ap[:, :, 0].sum(1) / n_present, ap.sum((1, 2)) / (n_present * n_iou)], 1)
+        out[n_present == 0] = 0.0
+        return out[0] if single else out
 
-    def _ap(self, recall: np.ndarray, precision: np.ndarray) -> np.ndarray:
-        """AP at every IoU threshold (one column each) as Ultralytics' ``compute_ap``, vectorised over columns."""
-        n = recall.shape[1]
-        if self.drop_to_zero:
-            mrec = np.vstack((np.zeros(n), recall, recall[-1], np.ones(n)))
-            mpre = np.vstack((np.ones(n), precision, np.zeros(n), np.zeros(n)))
-        else:
-            mrec = np.vstack((np.zeros(n), recall, np.ones(n)))
-            mpre = np.vstack((np.ones(n), precision, np.zeros(n)))
-        mpre = np.flip(np.maximum.accumulate(np.flip(mpre, 0), 0), 0)
-        curves = np.stack([np.interp(AP_X, mrec[:, j], mpre[:, j]) for j in range(n)])  # (n, 101), rows contiguous
-        return _trapezoid(curves, AP_X, axis=1)
+    def _class_ap(self, w: np.ndarray, tp: np.ndarray, n_targets: np.ndarray) -> np.ndarray:
+        """(R, thresholds) AP of one class: ``w`` (R, points) point weights, ``tp`` (thresholds, points) hits."""
+        r, (n, length) = len(w), tp.shape
+        tail = 2 if self.drop_to_zero else 1  # sentinel points after the curve
+        mrec = np.empty((r, n, length + 1 + tail))
+        mpre = np.empty_like(mrec)
+        seen = np.cumsum(w, 1)[:, None, :]  # predictions so far (tp + fp)
+        tpc = np.cumsum(w[:, None, :] * tp[None], 2)
+        mrec[:, :, 0], mpre[:, :, 0] = 0.0, 1.0
+        np.divide(tpc, n_targets[:, None, None] + 1e-16, out=mrec[:, :, 1 : length + 1])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            np.divide(tpc, seen, out=mpre[:, :, 1 : length + 1])
+        mpre[:, :, 1 : length + 1][np.broadcast_to(seen == 0, tpc.shape)] = 1.0  # leading points of weight 0
+        if self.drop_to_zero:  # (last recall, 0), then (1, 0)
+            mrec[:, :, -2], mpre[:, :, -2] = mrec[:, :, length], 0.0
+        mrec[:, :, -1], mpre[:, :, -1] = 1.0, 0.0
+        mpre = np.flip(np.maximum.accumulate(np.flip(mpre, 2), 2), 2)  # the precision envelope
+        ap = _area_under_columns(mrec.reshape(r * n, -1), mpre.reshape(r * n, -1)).reshape(r, n)
+        ap[w.sum(1) == 0] = 0.0  # no prediction of this class drawn: ap_per_class skips the class (AP 0)
+        return ap
+
+
+def _trapezoid_weights() -> tuple[np.ndarray, np.ndarray]:
+    """Prefix sums of the trapezoid rule's weights over AP_X, and of weight * x (leading 0: sums over q < i)."""
+    c = np.zeros(len(AP_X))
+    c[1:] += np.diff(AP_X) / 2
+    c[:-1] += np.diff(AP_X) / 2
+    return np.r_[0.0, np.cumsum(c)], np.r_[0.0, np.cumsum(c * AP_X)]
+
+
+_PREFIX_C, _PREFIX_CX = _trapezoid_weights()
+
+
+def _area_under_columns(xp: np.ndarray, fp: np.ndarray) -> np.ndarray:
+    """``trapezoid(np.interp(AP_X, xp[i], fp[i]), AP_X)`` for every row ``i`` at once (rows: xp non-decreasing from
+    0 to 1), summed segment by segment instead of point by point: equal up to floating-point summation order.
+
+    np.interp gives each x the line from the last point j with xp[j] <= x towards point j + 1 (exactly fp[j] at
+    x == xp[j], fp[-1] at x == 1). So segment k carries the x in [xp[k], xp[k + 1]), and its share of the trapezoid
+    sum is fp[k] * C + slope * (CX - xp[k] * C), with C and CX the sums of the trapezoid weights (and weight * x) of
+    those x, read from prefix sums.
+    """
+    first = np.searchsorted(AP_X, xp, side="left")  # (rows, L): index of the first x at or above each point
+    lo, hi = first[:, :-1], first[:, 1:]
+    c = _PREFIX_C[hi] - _PREFIX_C[lo]
+    cx = _PREFIX_CX[hi] - _PREFIX_CX[lo]
+    x0, x1, f0, f1 = xp[:, :-1], xp[:, 1:], fp[:, :-1], fp[:, 1:]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        slope = np.where(hi > lo, (f1 - f0) / (x1 - x0), 0.0)  # a segment without x (vertical too) adds nothing
+    area = (f0 * c + slope * (cx - x0 * c)).sum(1)
+    return area + fp[:, -1] * (_PREFIX_C[-1] - _PREFIX_C[first[:, -1]])  # the x at the last point (x == 1)
 
 
 @dataclass(frozen=True)
