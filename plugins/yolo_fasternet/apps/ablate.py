@@ -21,8 +21,6 @@ written to a temporary file first and then renamed, so an interrupted invocation
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import os
 import statistics
@@ -30,9 +28,10 @@ import sys
 import time
 from pathlib import Path
 
-from .ablation.executors import LocalExecutor, RayExecutor, RunFailedError
+from .ablation.executors import CONNECT_TIMEOUT_S, LocalExecutor, RayExecutor, RunFailedError
 from .ablation.presets import PRESETS
-from .ablation.report import markdown, pareto_front, plot_png  # noqa: F401  pareto_front: part of this module's API
+from .ablation.report import pareto_front  # noqa: F401  part of this module's API
+from .ablation.results import ABLATION, COLUMNS, measure_file, report  # noqa: F401  COLUMNS: part of the API
 from .ablation.runs import (  # noqa: F401  prepare_run_folder, record_results: part of this module's API
     DONE,
     METRIC_KEYS,
@@ -42,6 +41,7 @@ from .ablation.runs import (  # noqa: F401  prepare_run_folder, record_results: 
     settings_hash,
     write_atomic,
 )
+from .ablation.shared_data import prepare_label_caches
 from .arguments import key_value_to_options
 from .command_errors import CommandError, CommandParser, InterruptedCommandError, UsageError, command
 
@@ -53,22 +53,6 @@ DEFAULT_MODELS = (
     "yolo11n.yaml",
     "yolo11n-fasternet.yaml",
     "yolo11n-c3k2-faster.yaml",
-)
-COLUMNS = (
-    "model",
-    "seed",
-    "params",
-    "gflops",
-    "cpu_latency_ms",
-    "gpu_latency_ms",
-    "epoch_time_s",
-    "peak_mem_mb",
-    "peak_gpu_mem_mb",
-    *METRIC_KEYS,
-    "epochs",
-    "imgsz",
-    "batch",
-    "run",
 )
 
 
@@ -116,15 +100,15 @@ def measure_models(names: list[str], imgsz: int, runs: int) -> dict[str, dict]:
 
 
 # --------------------------------------------------------------------------------------------------------- reports
-def write_reports(out: Path, rows: list[dict], models: list[str], header: str) -> None:
-    """results.csv, results.md and pareto.png (see ablation/report.py), each written atomically."""
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows({k: ("" if r.get(k) is None else r[k]) for k in COLUMNS} for r in rows)
-    write_atomic(out / "results.csv", buf.getvalue())
-    write_atomic(out / "results.md", markdown(rows, models, header))
-    write_atomic(out / "pareto.png", plot_png(rows, models, header.lstrip("# ")))
+def summarize_verdicts(v) -> None:
+    """One line per model against the baseline, and the notes, on stdout."""
+    for model, by_metric in v.against.items():
+        d = by_metric["mAP50-95"]
+        interval = f" [{d.low * 100:+.2f}, {d.high * 100:+.2f}]" if d.low is not None else ""
+        chance = f", P(Δ > 0) {d.p_better:.3f}" if d.p_better is not None else ""
+        print(f"{model} vs {v.baseline}: mAP50-95 {d.delta * 100:+.2f} pt{interval}{chance}: {d.verdict}", flush=True)
+    for note in v.notes:
+        print(f"note: {note}", flush=True)
 
 
 # ------------------------------------------------------------------------------------------------------------ main
@@ -165,6 +149,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--address", help="Ray cluster address (default: a local Ray instance)")
     parser.add_argument("--cpus-per-run", type=int, default=1, help="Ray: CPUs (and torch threads) per run")
     parser.add_argument("--retries", type=int, default=2, help="Ray: resubmissions of a run whose worker was lost")
+    parser.add_argument(
+        "--connect-timeout",
+        type=float,
+        default=CONNECT_TIMEOUT_S,
+        help=f"Ray: seconds to wait for --address HOST:PORT to accept a connection (default: {CONNECT_TIMEOUT_S:g})",
+    )
+    parser.add_argument(
+        "--report-only", action="store_true", help="train nothing: recompute every table and the plot in --out"
+    )
+    parser.add_argument("--baseline", help="the model the others are compared with (default: the first model)")
+    parser.add_argument(
+        "--resamples", type=int, default=2000, help="bootstrap resamples of seeds and validation images (>= 2000)"
+    )
+    parser.add_argument("--bootstrap-seed", type=int, default=0, help="seed of the bootstrap's draws (default: 0)")
     tokens = key_value_to_options(argv, parser)
     # key=value tokens that name no option of ours are Ultralytics arguments; set aside first, so that --models'
     # nargs="+" does not take `lr0=0.02` for a model
@@ -178,11 +176,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.jobs is None:
         args.jobs = preset.jobs if preset else 1
     minimum = {"--epochs": 1, "--imgsz": 32, "--batch": 1, "--latency-runs": 1, "--jobs": 1, "--cpus-per-run": 1}
-    minimum["--retries"] = 0
+    minimum.update({"--retries": 0, "--resamples": 2000, "--bootstrap-seed": 0})
     for option, least in minimum.items():
         value = getattr(args, option[2:].replace("-", "_"))
         if value < least:
             parser.error(f"{option} must be >= {least}, got {value}")
+    if not args.connect_timeout > 0:
+        parser.error(f"--connect-timeout must be > 0 seconds, got {args.connect_timeout:g}")
+    if args.baseline and not args.report_only and Path(args.baseline).stem not in {Path(m).stem for m in args.models}:
+        parser.error(f"--baseline {args.baseline}: not one of --models ({' '.join(args.models)})")
     if any(seed < 0 for seed in args.seeds):
         parser.error(f"--seeds must be >= 0, got {' '.join(map(str, args.seeds))}")
     given = parse_overrides(extra, parser)  # unknown keys fail here, with close matches
@@ -223,12 +225,15 @@ def fold_duplicates(models: list[str], seeds: list[int]) -> tuple[list[str], lis
 def make_executor(args: argparse.Namespace, device: str):
     """The executor for ``--executor``; a run on the local executor gets cpu_count // jobs torch threads."""
     if args.executor == "ray":
-        return RayExecutor(address=args.address, cpus=args.cpus_per_run, retries=args.retries)
+        return RayExecutor(args.address, args.cpus_per_run, args.retries, connect_timeout=args.connect_timeout)
     return LocalExecutor(jobs=args.jobs)
 
 
 def preflight(args: argparse.Namespace, data: str, device: str) -> None:
-    """Everything that can fail before the first training, checked now: device, ``--out``, each model, the data."""
+    """Everything that can fail before the first training, checked now: device, ``--out``, each model, the data;
+    then the dataset's label caches, built once here (``shared_data``) so that runs starting together never race
+    on them. Classification models are refused: the ablation's metrics and verdicts are mAP.
+    """
     from .preflight import check_dataset, check_device, check_output_folder, load_model
 
     check_device(device)
@@ -236,13 +241,22 @@ def preflight(args: argparse.Namespace, data: str, device: str) -> None:
     tasks = {name: load_model(name).task for name in dict.fromkeys(args.models)}  # each model built once
     if len(set(tasks.values())) > 1:
         raise UsageError(f"--models mix tasks ({', '.join(f'{Path(m).name}: {t}' for m, t in tasks.items())})")
-    check_dataset(data, next(iter(tasks.values())))
+    task = next(iter(tasks.values()))
+    if task == "classify":
+        raise UsageError(f"--models: {next(iter(tasks))} is a classification model; ablate compares detection models")
+    check_dataset(data, task)
+    prepare_label_caches(data, task)
 
 
 @command("yolo-fasternet ablate")
 def main(argv: list[str] | None = None) -> int:
     """Train every (model, seed) that has no DONE marker, then measure latency and write the reports."""
     args = parse_args(argv)
+    if args.report_only:
+        started = time.perf_counter()
+        summarize_verdicts(report(args.out, args.baseline, args.resamples, args.bootstrap_seed))
+        print(f"results in {args.out} ({time.perf_counter() - started:.1f} s)")
+        return 0
 
     import torch
     from tqdm import tqdm
@@ -312,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     # Latency of every model in this one process, one after another, so the numbers are comparable with each other.
     # Cached per (models, imgsz, runs): a re-run with nothing to train does not re-time on a different machine state.
     models = args.models
-    cache = out / f"measure-{settings_hash({'models': models, 'imgsz': args.imgsz, 'runs': args.latency_runs})}.json"
+    cache = measure_file(out, models, args.imgsz, args.latency_runs)
     if cache.exists():
         measured = json.loads(cache.read_text())
     else:
@@ -320,31 +334,13 @@ def main(argv: list[str] | None = None) -> int:
         measured = measure_models(models, args.imgsz, args.latency_runs)
         write_atomic(cache, json.dumps(measured, indent=1))
 
-    rows = []
-    for model, seed in runs:
-        folder = run_dir(out, model, seed, key)
-        rec = json.loads((folder / "metrics.json").read_text())
-        rows.append(
-            {
-                "model": Path(model).stem,
-                "seed": seed,
-                **measured[model],
-                "epoch_time_s": statistics.mean(rec["epoch_times_s"]),
-                "peak_mem_mb": rec["peak_mem_mb"],
-                "peak_gpu_mem_mb": rec["peak_gpu_mem_mb"],
-                **{c: rec[c] for c in METRIC_KEYS},
-                "epochs": args.epochs,
-                "imgsz": args.imgsz,
-                "batch": args.batch,
-                "run": str(folder.relative_to(out)),
-            }
-        )
     source = f"preset {args.preset}, " if args.preset else ""
     header = (
         f"# Ablation on {dataset} ({source}{args.executor} executor): {args.epochs} epochs, "
         f"imgsz {args.imgsz}, batch {args.batch}, seeds {' '.join(map(str, args.seeds))}, device {device}"
     )
-    write_reports(out, rows, [Path(m).stem for m in models], header)
+    write_atomic(out / ABLATION, json.dumps({"models": models, "header": header, "key": key}, indent=1))
+    summarize_verdicts(report(out, args.baseline, args.resamples, args.bootstrap_seed, key=key))
     print(f"results in {out} ({time.perf_counter() - t0:.0f} s)")
     return 0
 

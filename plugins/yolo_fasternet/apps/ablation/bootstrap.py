@@ -170,6 +170,7 @@ class Comparison:
 
 
 METRICS = ("mAP50", "mAP50-95")
+CHUNK = 200  # resamples evaluated together (their arrays: CHUNK x points of a class x 10 thresholds)
 
 
 @dataclass
@@ -205,7 +206,7 @@ class Bootstrap:
         if len(images) > 1:
             raise ValueError("the runs were validated on different images; no paired comparison is possible")
         self.n_images = len(next(iter(images))) if images else 0
-        probe = _sentinels_drop_to_zero()
+        probe = _sentinels_drop_to_zero() if images else False
         self.ap = {m: {s: WeightedAP(r, probe) for s, r in seeds.items()} for m, seeds in runs.items()}
         self._values: dict[tuple, np.ndarray] = {}
 
@@ -219,9 +220,10 @@ class Bootstrap:
         if key not in self._values:
             draws = Draws.make(len(seeds), self.n_images, self.resamples, self.bootstrap_seed)
             out = np.zeros((self.resamples, len(seeds), 2))
-            for b in range(self.resamples):
-                for k in range(len(seeds)):
-                    seed = seeds[draws.seed_index[b, k]]
+            for i, seed in enumerate(seeds):  # every slot that drew this seed, in chunks (memory: chunk x points x 10)
+                slots = np.argwhere(draws.seed_index == i)
+                for start in range(0, len(slots), CHUNK):
+                    b, k = slots[start : start + CHUNK].T
                     out[b, k] = self.ap[model][seed](draws.image_counts[b, k])
             self._values[key] = out.mean(1)
         return self._values[key]

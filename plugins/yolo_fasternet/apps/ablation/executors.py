@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -28,7 +29,7 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from ..command_errors import VERBOSE_ENV, CommandError
+from ..command_errors import VERBOSE_ENV, CommandError, UsageError
 from .runs import DONE, prepare_run_folder, record_results, run_label, train_and_validate
 from .worker import LOCK_ENV, PARENT_ENV
 
@@ -37,6 +38,7 @@ try:  # POSIX; elsewhere run folders are not locked (the parent-death handling s
 except ImportError:  # pragma: no cover - Windows
     fcntl = None
 
+CONNECT_TIMEOUT_S = 10.0  # how long --address HOST:PORT may take to accept a TCP connection before we give up
 LOCK_WAIT_S = 30.0  # how long a new run waits for a dying training from an earlier invocation to release its folder
 
 
@@ -210,16 +212,59 @@ def _ray_train(spec: dict) -> dict:
     return train_and_validate(spec)
 
 
+def host_and_port(address: str) -> tuple[str, int] | None:
+    """(host, port) of a Ray address ``HOST:PORT``, ``ray://HOST:PORT`` or ``[IPv6]:PORT``; None for ``auto``/``local``.
+
+    Anything else is a ``UsageError`` naming the address.
+    """
+    if address in ("auto", "local"):
+        return None
+    rest = address.split("://", 1)[1] if "://" in address else address
+    host, sep, port = rest.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UsageError(f"--address {address}: expected HOST:PORT (or auto), e.g. 10.0.0.5:6379")
+    return host, int(port)
+
+
+def check_reachable(address: str, timeout: float) -> None:
+    """Fail within ``timeout`` seconds, with one line, where nothing accepts a TCP connection at ``address``.
+
+    Ray itself would retry an unreachable cluster for minutes; this plain connect answers first.
+    """
+    target = host_and_port(address)
+    if target is None:
+        return
+    try:
+        with socket.create_connection(target, timeout=timeout):
+            pass
+    except OSError as e:
+        why = "timed out" if isinstance(e, TimeoutError) else (e.strerror or type(e).__name__)
+        raise CommandError(
+            f"--address {address}: no Ray cluster answers there ({why} within {timeout:g} s); nothing was trained. "
+            "Start it, or give it longer with --connect-timeout SECONDS"
+        ) from None
+
+
 class RayExecutor:
     """Ray tasks, one per run, each with ``cpus`` CPUs (and one GPU when training on CUDA)."""
 
     name = "ray"
 
-    def __init__(self, address: str | None = None, cpus: int = 1, retries: int = 2, task: Callable = _ray_train):
+    def __init__(
+        self,
+        address: str | None = None,
+        cpus: int = 1,
+        retries: int = 2,
+        task: Callable = _ray_train,
+        connect_timeout: float = CONNECT_TIMEOUT_S,
+    ):
         try:
             import ray
         except ImportError:
             raise RunFailedError("--executor ray needs Ray: pip install 'yolo-fasternet[cluster]'") from None
+        if address:
+            check_reachable(address, connect_timeout)  # before anything is trained or written
         self.ray, self.address, self.cpus, self.retries, self.task = ray, address, cpus, retries, task
 
     def _connect(self) -> None:

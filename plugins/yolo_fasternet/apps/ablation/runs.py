@@ -20,7 +20,7 @@ from .records import RECORDS, ValidationRecorder, save_records
 
 DONE = "DONE"  # written last in a run folder: its presence means metrics.json is complete
 SPEC = "spec.json"
-METRICS = "metrics.json"
+METRICS_FILE = "metrics.json"
 METRIC_KEYS = {  # column -> key in Ultralytics' validator results_dict ((B): box metrics)
     "precision": "metrics/precision(B)",
     "recall": "metrics/recall(B)",
@@ -115,7 +115,7 @@ def train_and_validate(spec: dict) -> dict:
 def record_results(spec: dict, record: dict) -> None:
     """Write a run's metrics.json, then its DONE marker (whichever executor ran it)."""
     folder = Path(spec["run"])
-    write_atomic(folder / METRICS, json.dumps(record, indent=1))
+    write_atomic(folder / METRICS_FILE, json.dumps(record, indent=1))
     write_atomic(folder / DONE, "")
 
 
