@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+from pathlib import Path
+
 import numpy as np
 
 from yolo_fasternet.apps.ablation.records import Records
@@ -46,3 +50,15 @@ def make_records(
         target_cls=np.array(target_cls, np.float64),
         iouv=IOUV,
     )
+
+
+def fresh_copy(dataset_yaml: Path, tmp_path: Path) -> Path:
+    """A writable copy of a shared dataset folder without label caches (the shared folder is read-only)."""
+    folder = shutil.copytree(dataset_yaml.parent, tmp_path / "data", ignore=shutil.ignore_patterns("*.cache"))
+    for root, dirs, files in os.walk(folder):
+        for name in dirs:
+            os.chmod(os.path.join(root, name), 0o755)
+        for name in files:
+            os.chmod(os.path.join(root, name), 0o644)
+    os.chmod(folder, 0o755)
+    return folder / dataset_yaml.name

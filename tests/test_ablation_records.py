@@ -2,26 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-
 import numpy as np
 import pytest
+from ablation_fakes import fresh_copy
 
 from yolo_fasternet.apps.ablation.records import RECORDS, RecordError, load_records, recompute_map
 from yolo_fasternet.apps.ablation.runs import train_and_validate
-
-
-def fresh_copy(dataset_yaml, tmp_path):
-    """A writable copy of a shared dataset folder without label caches (the shared folder is read-only)."""
-    folder = shutil.copytree(
-        dataset_yaml.parent, tmp_path / dataset_yaml.parent.name, ignore=shutil.ignore_patterns("*.cache")
-    )
-    for root, dirs, files in os.walk(folder):
-        for name in [*dirs, *files]:
-            os.chmod(os.path.join(root, name), 0o755 if name in dirs else 0o644)
-    os.chmod(folder, 0o755)
-    return folder / dataset_yaml.name
 
 
 @pytest.mark.slow
@@ -56,3 +42,62 @@ def test_a_file_that_is_not_a_record_is_named(tmp_path):
     np.savez(bad, images=np.array(["a.jpg"]))
     with pytest.raises(RecordError, match="not a per-image evaluation record"):
         load_records(bad)
+
+
+class FakeValidator:
+    """What the recorder reads from Ultralytics' validator: ``update_metrics`` appending per-image stat entries, in
+    8.4's way (``metrics.stats``, one entry per image) or 8.3's (``stats``; no entry for an image with neither
+    predictions nor targets)."""
+
+    def __init__(self, records, old: bool):
+        self.records, self.old = records, old
+        self.iouv = records.iouv
+        stats = {"tp": [], "conf": [], "pred_cls": [], "target_cls": [], "target_img": []}
+        if old:
+            self.stats = stats
+        else:
+            self.metrics = type("Metrics", (), {"stats": stats})()
+
+    def update_metrics(self, preds, batch):
+        stats = self.stats if self.old else self.metrics.stats
+        r = self.records
+        for i in batch["index"]:
+            p, t = r.pred_image == i, r.target_image == i
+            if self.old and not p.any() and not t.any():
+                continue
+            entry = {"tp": r.tp[p], "conf": r.conf[p].astype(np.float32), "pred_cls": r.pred_cls[p]}
+            entry.update(target_cls=r.target_cls[t], target_img=np.unique(r.target_cls[t]))
+            for k, v in entry.items():
+                stats[k].append(v)
+
+    def validate(self, recorder, batch_size=4):
+        recorder.on_val_start(self)
+        r = self.records
+        for start in range(0, r.n_images, batch_size):
+            index = list(range(start, min(start + batch_size, r.n_images)))
+            preds = [np.zeros((int((r.pred_image == i).sum()), 6)) for i in index]
+            batch_idx = np.concatenate([np.full(int((r.target_image == i).sum()), k) for k, i in enumerate(index)])
+            self.update_metrics(preds, {"index": index, "im_file": [f"/d/val/{r.images[i]}" for i in index],
+                                        "batch_idx": batch_idx})  # fmt: skip
+
+
+@pytest.mark.parametrize("old", [False, True], ids=["8.4", "8.3"])
+def test_the_recorder_keeps_every_image_in_order(old):
+    from ablation_fakes import make_records
+
+    from yolo_fasternet.apps.ablation.records import Records, ValidationRecorder
+
+    source = make_records(5, n_images=30, background=3)
+    empty = np.isin(source.pred_image, [3, 4]) | False
+    keep_t = ~np.isin(source.target_image, [3, 4])  # images 3 and 4: no predictions, no targets
+    source = Records(source.images, source.pred_image[~empty], source.tp[~empty], source.conf[~empty],
+                     source.pred_cls[~empty], source.target_image[keep_t], source.target_cls[keep_t], source.iouv)  # fmt: skip
+    recorder = ValidationRecorder()
+    FakeValidator(source, old).validate(recorder)
+    FakeValidator(source, old).validate(recorder)  # a second validation replaces the first
+    got = Records(**{k: v for k, v in recorder.arrays().items() if k in Records.__dataclass_fields__})
+    assert list(got.images) == list(source.images)
+    np.testing.assert_array_equal(got.pred_image, source.pred_image)
+    np.testing.assert_array_equal(got.tp, source.tp)
+    np.testing.assert_array_equal(got.target_image, source.target_image)
+    assert recompute_map(got) == pytest.approx(recompute_map(source), abs=1e-12)
