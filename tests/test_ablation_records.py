@@ -90,8 +90,8 @@ def test_the_recorder_keeps_every_image_in_order(old):
     source = make_records(5, n_images=30, background=3)
     empty = np.isin(source.pred_image, [3, 4]) | False
     keep_t = ~np.isin(source.target_image, [3, 4])  # images 3 and 4: no predictions, no targets
-    source = Records(source.images, source.pred_image[~empty], source.tp[~empty], source.conf[~empty],
-                     source.pred_cls[~empty], source.target_image[keep_t], source.target_cls[keep_t], source.iouv)  # fmt: skip
+    kept = [source.pred_image[~empty], source.tp[~empty], source.conf[~empty], source.pred_cls[~empty]]
+    source = Records(source.images, *kept, source.target_image[keep_t], source.target_cls[keep_t], source.iouv)
     recorder = ValidationRecorder()
     FakeValidator(source, old).validate(recorder)
     FakeValidator(source, old).validate(recorder)  # a second validation replaces the first

@@ -12,10 +12,17 @@ marker and restarts the others from scratch (a restarted run repeats the same de
 mid-way from ``last.pt`` would not guarantee for the epoch times). Latency is measured in this process, all models
 one after another, run by run, on the fused models at batch 1.
 
-Outputs in ``--out``: ``results.csv`` (one row per run), ``results.md`` (mean ± std over seeds; against the first
-model, the paired difference with its 95% interval and "not separable" where the seeds cannot tell the two apart)
-and ``pareto.png`` (mAP50-95 against CPU latency, Pareto front marked, inseparable models hollow). All three are
-written to a temporary file first and then renamed, so an interrupted invocation never leaves a half-written file.
+Every validated run also keeps its per-image evaluation records (``records.npz``, see ablation/records.py), so every
+statistic can be recomputed later without retraining: ``--report-only --out DIR`` does that (also with another
+``--baseline``). Each model is judged against the baseline (the first model) by a two-level paired bootstrap over
+seeds and validation images (ablation/bootstrap.py; ``--resamples``, ``--bootstrap-seed``); runs finished before
+records were kept fall back to the seeds' paired t-interval, with a note.
+
+Outputs in ``--out``: ``results.md`` (the verdicts first: Δ mAP50-95 and Δ mAP50 in percentage points with 95%
+intervals and P(Δ > 0); then mean ± std per model), ``results.csv`` (one row per run), ``comparison.csv`` (each model
+against the baseline) and ``pareto.png`` (mAP50-95 with its interval against CPU latency, the baseline's interval
+as a band, Pareto front marked, inseparable models hollow). Each is written to a temporary file first and then
+renamed, so an interrupted invocation never leaves a half-written file.
 """
 
 from __future__ import annotations
