@@ -114,3 +114,27 @@ def test_report_only_with_an_unknown_baseline_is_one_line(finished, capsys):
     assert err == [
         f"yolo-fasternet ablate: error: --baseline nosuch.yaml: not among the runs in {out} (models: a, b, c)"
     ]
+
+
+def _rows_and_records(seeds):
+    rows, records = [], {}
+    for model, offset in (("a", 0), ("b", 100)):
+        for seed in seeds:
+            r = make_records(offset + seed, n_images=32, skill=SKILL[f"{model}.yaml"])
+            map50, map5095 = WeightedAP(r)()
+            records[(model, seed)] = r
+            rows.append({"model": model, "seed": seed, "mAP50": map50, "mAP50-95": map5095, "cpu_latency_ms": 1.0})
+    return rows, records
+
+
+@pytest.mark.parametrize("seeds, with_t", [((0,), False), ((0, 1), False), ((0, 1, 2), True)])
+def test_the_seeds_t_interval_is_a_second_column_from_three_seeds(seeds, with_t):
+    from yolo_fasternet.apps.ablation.report import markdown
+    from yolo_fasternet.apps.ablation.verdicts import verdicts
+
+    rows, records = _rows_and_records(seeds)
+    md = markdown(rows, ["a", "b"], "# t", verdicts(rows, ["a", "b"], records, resamples=300))
+    assert ("seeds' t-interval" in md) == with_t
+    line = verdict_line(md, "b")
+    assert "**better**" in line
+    assert ("1 seed: images only" in line) == (len(seeds) == 1)
