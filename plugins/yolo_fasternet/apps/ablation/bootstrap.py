@@ -96,12 +96,12 @@ class WeightedAP:
         mrec = np.empty((r, n, length + 1 + tail))
         mpre = np.empty_like(mrec)
         seen = np.cumsum(w, 1)[:, None, :]  # predictions so far (tp + fp)
-        tpc = np.cumsum(w[:, None, :] * tp[None], 2)
+        unseen = seen == 0  # leading points of weight 0 (images not drawn): precision 1, like the sentinel
+        tpc = np.multiply(w[:, None, :], tp[None])
+        np.cumsum(tpc, 2, out=tpc)
         mrec[:, :, 0], mpre[:, :, 0] = 0.0, 1.0
         np.divide(tpc, n_targets[:, None, None] + 1e-16, out=mrec[:, :, 1 : length + 1])
-        with np.errstate(invalid="ignore", divide="ignore"):
-            np.divide(tpc, seen, out=mpre[:, :, 1 : length + 1])
-        mpre[:, :, 1 : length + 1][np.broadcast_to(seen == 0, tpc.shape)] = 1.0  # leading points of weight 0
+        np.divide(tpc + unseen, seen + unseen, out=mpre[:, :, 1 : length + 1])  # exact: adds 0 where seen > 0
         if self.drop_to_zero:  # (last recall, 0), then (1, 0)
             mrec[:, :, -2], mpre[:, :, -2] = mrec[:, :, length], 0.0
         mrec[:, :, -1], mpre[:, :, -1] = 1.0, 0.0
@@ -132,12 +132,12 @@ def _area_under_columns(xp: np.ndarray, fp: np.ndarray) -> np.ndarray:
     those x, read from prefix sums.
     """
     first = np.searchsorted(AP_X, xp, side="left")  # (rows, L): index of the first x at or above each point
-    lo, hi = first[:, :-1], first[:, 1:]
-    c = _PREFIX_C[hi] - _PREFIX_C[lo]
-    cx = _PREFIX_CX[hi] - _PREFIX_CX[lo]
+    prefix_c, prefix_cx = _PREFIX_C[first], _PREFIX_CX[first]
+    c = prefix_c[:, 1:] - prefix_c[:, :-1]
+    cx = prefix_cx[:, 1:] - prefix_cx[:, :-1]
     x0, x1, f0, f1 = xp[:, :-1], xp[:, 1:], fp[:, :-1], fp[:, 1:]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        slope = np.where(hi > lo, (f1 - f0) / (x1 - x0), 0.0)  # a segment without x (vertical too) adds nothing
+    # a segment without x adds nothing (c = cx = 0); a vertical one never holds an x, its slope is left at 0
+    slope = np.divide(f1 - f0, x1 - x0, out=np.zeros_like(c), where=x1 > x0)
     area = (f0 * c + slope * (cx - x0 * c)).sum(1)
     return area + fp[:, -1] * (_PREFIX_C[-1] - _PREFIX_C[first[:, -1]])  # the x at the last point (x == 1)
 
