@@ -105,7 +105,8 @@ def test_two_tiny_models_one_epoch_end_to_end(tmp_path, capsys):
         assert float(r["epoch_time_s"]) > 0 and float(r["peak_mem_mb"]) > 100
         assert all(0.0 <= float(r[m]) <= 1.0 for m in METRICS)
     md = (out / "results.md").read_text()
-    assert "| yolov8n | 1 |" in md and "| yolov8n-saconv |" in md and "Δ mAP50-95" in md
+    assert "| yolov8n (baseline) | 1 |" in md and "| yolov8n-saconv |" in md and "Δ mAP50-95" in md
+    assert (out / "comparison.csv").is_file() and len(list(out.glob("runs/*/records.npz"))) == 2
     png = (out / "pareto.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     from PIL import Image

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from yolo_fasternet.apps import ablate
-from yolo_fasternet.apps.ablation_executors import LocalExecutor, RunFailedError, lock_run_folder
+from yolo_fasternet.apps.ablation.executors import LocalExecutor, RunFailedError, lock_run_folder
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX process handling")
 
@@ -51,7 +51,7 @@ PARENT = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from yolo_fasternet.apps.ablation_executors import LocalExecutor
+    from yolo_fasternet.apps.ablation.executors import LocalExecutor
     run = Path(sys.argv[1])
     spec = {"model": "m.yaml", "seed": 0, "run": str(run), "train": {"epochs": 1}}
     LocalExecutor(poll_s=0.05, worker=(sys.executable, "-c", sys.argv[2])).run(

@@ -15,7 +15,7 @@ import pytest
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'yolo-fasternet[cluster]')")
 
 from yolo_fasternet.apps import ablate  # noqa: E402
-from yolo_fasternet.apps.ablation_executors import RayExecutor, RunFailedError  # noqa: E402
+from yolo_fasternet.apps.ablation.executors import RayExecutor, RunFailedError  # noqa: E402
 
 METRICS = ("precision", "recall", "mAP50", "mAP50-95")
 pytestmark = pytest.mark.slow  # each test waits for Ray workers to start (and die): tens of seconds

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from yolo_fasternet.apps.ablation_report import markdown, pareto_front, plot_png, point_styles
+from yolo_fasternet.apps.ablation.report import markdown, pareto_front, plot_png, point_styles
 
 METRICS = ("precision", "recall", "mAP50", "mAP50-95")
 COST = ("params", "gflops", "epoch_time_s", "peak_mem_mb")
@@ -39,7 +39,7 @@ def test_pareto_front_keeps_only_non_dominated_models():
 
 def test_markdown_reports_mean_and_sample_std_per_model():
     md = markdown(ROWS, ["base", "better", "noisy"], "# title")
-    assert "| base | 2 |" in md and "| 0.250 ± 0.071 |" in md  # mean 0.25, sd 0.0707
+    assert "| base (baseline) | 2 |" in md and "| 0.250 ± 0.071 |" in md  # mean 0.25, sd 0.0707
     assert "GPU ms" not in md  # a column without any value is left out
 
 

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from yolo_fasternet.apps.ablation_stats import mean_std, paired_difference, t_central_probability, t_quantile
+from yolo_fasternet.apps.ablation.stats import mean_std, paired_difference, t_central_probability, t_quantile
 
 
 def test_mean_std_uses_the_sample_deviation():

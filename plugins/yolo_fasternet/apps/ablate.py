@@ -6,36 +6,49 @@
 
 Every model gets the same data, augmentation, schedule, seed and ``deterministic=True``; repeated models or seeds
 run once. Each training runs in its own worker process (so peak RSS is that run's own): a local child process
-(``--jobs`` at a time, never outliving this process) or a Ray task (``--executor ray``, see ablation_executors). A
+(``--jobs`` at a time, never outliving this process) or a Ray task (``--executor ray``, see ablation/executors.py). A
 finished run leaves ``metrics.json`` and then a ``DONE`` marker; re-running the same command skips runs with a
 marker and restarts the others from scratch (a restarted run repeats the same deterministic schedule, which resuming
 mid-way from ``last.pt`` would not guarantee for the epoch times). Latency is measured in this process, all models
 one after another, run by run, on the fused models at batch 1.
 
-Outputs in ``--out``: ``results.csv`` (one row per run), ``results.md`` (mean ± std over seeds; against the first
-model, the paired difference with its 95% interval and "not separable" where the seeds cannot tell the two apart)
-and ``pareto.png`` (mAP50-95 against CPU latency, Pareto front marked, inseparable models hollow). All three are
-written to a temporary file first and then renamed, so an interrupted invocation never leaves a half-written file.
+Every validated run also keeps its per-image evaluation records (``records.npz``, see ablation/records.py), so every
+statistic can be recomputed later without retraining: ``--report-only --out DIR`` does that (also with another
+``--baseline``). Each model is judged against the baseline (the first model) by a two-level paired bootstrap over
+seeds and validation images (ablation/bootstrap.py; ``--resamples``, ``--bootstrap-seed``); runs finished before
+records were kept fall back to the seeds' paired t-interval, with a note.
+
+Outputs in ``--out``: ``results.md`` (the verdicts first: Δ mAP50-95 and Δ mAP50 in percentage points with 95%
+intervals and P(Δ > 0); then mean ± std per model), ``results.csv`` (one row per run), ``comparison.csv`` (each model
+against the baseline) and ``pareto.png`` (mAP50-95 with its interval against CPU latency, the baseline's interval
+as a band, Pareto front marked, inseparable models hollow). Each is written to a temporary file first and then
+renamed, so an interrupted invocation never leaves a half-written file.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import hashlib
-import io
 import json
 import os
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from .ablation_executors import LocalExecutor, RayExecutor, RunFailedError, guard_worker
-from .ablation_presets import PRESETS
-from .ablation_report import markdown, pareto_front, plot_png  # noqa: F401  pareto_front: part of this module's API
+from .ablation.executors import CONNECT_TIMEOUT_S, LocalExecutor, RayExecutor, RunFailedError
+from .ablation.presets import PRESETS
+from .ablation.report import pareto_front  # noqa: F401  part of this module's API
+from .ablation.results import ABLATION, COLUMNS, measure_file, report  # noqa: F401  COLUMNS: part of the API
+from .ablation.runs import (  # noqa: F401  prepare_run_folder, record_results: part of this module's API
+    DONE,
+    METRIC_KEYS,
+    prepare_run_folder,
+    record_results,
+    run_dir,
+    settings_hash,
+    write_atomic,
+)
+from .ablation.shared_data import prepare_label_caches
 from .arguments import key_value_to_options
 from .command_errors import CommandError, CommandParser, InterruptedCommandError, UsageError, command
 
@@ -48,128 +61,6 @@ DEFAULT_MODELS = (
     "yolo11n-fasternet.yaml",
     "yolo11n-c3k2-faster.yaml",
 )
-DONE = "DONE"  # written last in a run folder: its presence means metrics.json is complete
-METRIC_KEYS = {  # column -> key in Ultralytics' validator results_dict ((B): box metrics)
-    "precision": "metrics/precision(B)",
-    "recall": "metrics/recall(B)",
-    "mAP50": "metrics/mAP50(B)",
-    "mAP50-95": "metrics/mAP50-95(B)",
-}
-COLUMNS = (
-    "model",
-    "seed",
-    "params",
-    "gflops",
-    "cpu_latency_ms",
-    "gpu_latency_ms",
-    "epoch_time_s",
-    "peak_mem_mb",
-    "peak_gpu_mem_mb",
-    *METRIC_KEYS,
-    "epochs",
-    "imgsz",
-    "batch",
-    "run",
-)
-
-
-# ----------------------------------------------------------------------------------------------------------- files
-def write_atomic(path: Path, data: str | bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and ``os.replace`` (atomic on POSIX)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode() if isinstance(data, str) else data)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the permissions open() would
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def settings_hash(settings: dict) -> str:
-    """A short stable hash of the settings every run shares; a run folder is only reused under the same settings."""
-    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
-
-
-def run_dir(out: Path, model: str, seed: int, key: str) -> Path:
-    """``out/runs/<model stem>-s<seed>-<settings hash>``."""
-    return out / "runs" / f"{Path(model).stem}-s{seed}-{key}"
-
-
-# ---------------------------------------------------------------------------------------------------------- worker
-def train_and_validate(spec: dict) -> dict:
-    """Train and validate one model in this process (a worker of the ablation); return its metrics record.
-
-    Ultralytics writes its run into ``<run>/train``; one line per finished epoch goes to ``<run>/progress.jsonl``.
-    """
-    import resource
-
-    import torch
-    from ultralytics import YOLO
-
-    import yolo_fasternet  # noqa: F401  registers the plugin modules even where the .pth autoload is off
-
-    folder = Path(spec["run"])
-    progress = folder / "progress.jsonl"  # one line per finished epoch; the parent's progress bar reads it
-    epoch_times: list[float] = []
-    started = {}
-
-    def on_epoch_start(trainer):
-        started["t"] = time.perf_counter()
-
-    def on_epoch_end(trainer):
-        # train loop only (no validation): the per-epoch cost of the model itself
-        epoch_times.append(time.perf_counter() - started["t"])
-        with open(progress, "a") as f:
-            f.write(json.dumps({"epoch": trainer.epoch + 1, "time_s": epoch_times[-1]}) + "\n")
-
-    def set_threads(trainer):  # after Ultralytics' own torch.set_num_threads (cpu_count - 1) in select_device
-        torch.set_num_threads(spec["threads"])
-
-    model = YOLO(spec["model"])
-    model.add_callback("on_train_epoch_start", on_epoch_start)
-    model.add_callback("on_train_epoch_end", on_epoch_end)
-    if spec.get("threads"):
-        model.add_callback("on_pretrain_routine_start", set_threads)
-    results = model.train(**spec["train"], seed=spec["seed"], project=str(folder), name="train", exist_ok=True)
-    metrics = getattr(results, "results_dict", results) or {}
-    return {
-        "epoch_times_s": epoch_times,
-        # ru_maxrss is KiB on Linux; this process did nothing but this run, so it is the run's own peak
-        "peak_mem_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "peak_gpu_mem_mb": torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None,
-        **{col: float(metrics[key]) for col, key in METRIC_KEYS.items()},
-    }
-
-
-def record_results(spec: dict, record: dict) -> None:
-    """Write a run's metrics.json, then its DONE marker (whichever executor ran it)."""
-    folder = Path(spec["run"])
-    write_atomic(folder / "metrics.json", json.dumps(record, indent=1))
-    write_atomic(folder / DONE, "")
-
-
-def train_one(spec: dict) -> None:
-    """The local executor's worker process: train, validate, write metrics.json, then DONE."""
-    record_results(spec, train_and_validate(spec))
-
-
-def prepare_run_folder(spec: dict) -> None:
-    """Start a run over in an empty folder (an interrupted run's epoch times and metrics must come from one run).
-
-    Executors call this only once no earlier training can write into the folder any more (see ablation_executors).
-    """
-    folder = Path(spec["run"])
-    if folder.exists():
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True)
-    write_atomic(folder / "spec.json", json.dumps(spec, indent=1))
 
 
 # --------------------------------------------------------------------------------------------------------- latency
@@ -216,15 +107,15 @@ def measure_models(names: list[str], imgsz: int, runs: int) -> dict[str, dict]:
 
 
 # --------------------------------------------------------------------------------------------------------- reports
-def write_reports(out: Path, rows: list[dict], models: list[str], header: str) -> None:
-    """results.csv, results.md and pareto.png (see ablation_report), each written atomically."""
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows({k: ("" if r.get(k) is None else r[k]) for k in COLUMNS} for r in rows)
-    write_atomic(out / "results.csv", buf.getvalue())
-    write_atomic(out / "results.md", markdown(rows, models, header))
-    write_atomic(out / "pareto.png", plot_png(rows, models, header.lstrip("# ")))
+def summarize_verdicts(v) -> None:
+    """One line per model against the baseline, and the notes, on stdout."""
+    for model, by_metric in v.against.items():
+        d = by_metric["mAP50-95"]
+        interval = f" [{d.low * 100:+.2f}, {d.high * 100:+.2f}]" if d.low is not None else ""
+        chance = f", P(Δ > 0) {d.p_better:.3f}" if d.p_better is not None else ""
+        print(f"{model} vs {v.baseline}: mAP50-95 {d.delta * 100:+.2f} pt{interval}{chance}: {d.verdict}", flush=True)
+    for note in v.notes:
+        print(f"note: {note}", flush=True)
 
 
 # ------------------------------------------------------------------------------------------------------------ main
@@ -236,7 +127,7 @@ FALLBACK = {"models": list(DEFAULT_MODELS), "data": "coco8.yaml", "epochs": 3, "
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line; extra ``key=value`` tokens pass to every ``YOLO.train()`` call alike.
 
-    A ``--preset`` fills every argument not given explicitly (``ablation_presets``); the rest fall back to FALLBACK.
+    A ``--preset`` fills every argument not given explicitly (``ablation/presets.py``); the rest fall back to FALLBACK.
     Every value is checked here, extra keys with Ultralytics' own ``check_cfg``, so a typo fails with status 2
     before the first training instead of inside it.
     """
@@ -265,7 +156,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--address", help="Ray cluster address (default: a local Ray instance)")
     parser.add_argument("--cpus-per-run", type=int, default=1, help="Ray: CPUs (and torch threads) per run")
     parser.add_argument("--retries", type=int, default=2, help="Ray: resubmissions of a run whose worker was lost")
-    parser.add_argument("--_worker", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--connect-timeout",
+        type=float,
+        default=CONNECT_TIMEOUT_S,
+        help=f"Ray: seconds to wait for --address HOST:PORT to accept a connection (default: {CONNECT_TIMEOUT_S:g})",
+    )
+    parser.add_argument(
+        "--report-only", action="store_true", help="train nothing: recompute every table and the plot in --out"
+    )
+    parser.add_argument("--baseline", help="the model the others are compared with (default: the first model)")
+    parser.add_argument(
+        "--resamples", type=int, default=2000, help="bootstrap resamples of seeds and validation images (>= 2000)"
+    )
+    parser.add_argument("--bootstrap-seed", type=int, default=0, help="seed of the bootstrap's draws (default: 0)")
     tokens = key_value_to_options(argv, parser)
     # key=value tokens that name no option of ours are Ultralytics arguments; set aside first, so that --models'
     # nargs="+" does not take `lr0=0.02` for a model
@@ -279,11 +183,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.jobs is None:
         args.jobs = preset.jobs if preset else 1
     minimum = {"--epochs": 1, "--imgsz": 32, "--batch": 1, "--latency-runs": 1, "--jobs": 1, "--cpus-per-run": 1}
-    minimum["--retries"] = 0
+    minimum.update({"--retries": 0, "--resamples": 2000, "--bootstrap-seed": 0})
     for option, least in minimum.items():
         value = getattr(args, option[2:].replace("-", "_"))
         if value < least:
             parser.error(f"{option} must be >= {least}, got {value}")
+    if not args.connect_timeout > 0:
+        parser.error(f"--connect-timeout must be > 0 seconds, got {args.connect_timeout:g}")
+    if args.baseline and not args.report_only and Path(args.baseline).stem not in {Path(m).stem for m in args.models}:
+        parser.error(f"--baseline {args.baseline}: not one of --models ({' '.join(args.models)})")
     if any(seed < 0 for seed in args.seeds):
         parser.error(f"--seeds must be >= 0, got {' '.join(map(str, args.seeds))}")
     given = parse_overrides(extra, parser)  # unknown keys fail here, with close matches
@@ -324,12 +232,15 @@ def fold_duplicates(models: list[str], seeds: list[int]) -> tuple[list[str], lis
 def make_executor(args: argparse.Namespace, device: str):
     """The executor for ``--executor``; a run on the local executor gets cpu_count // jobs torch threads."""
     if args.executor == "ray":
-        return RayExecutor(address=args.address, cpus=args.cpus_per_run, retries=args.retries)
+        return RayExecutor(args.address, args.cpus_per_run, args.retries, connect_timeout=args.connect_timeout)
     return LocalExecutor(jobs=args.jobs)
 
 
 def preflight(args: argparse.Namespace, data: str, device: str) -> None:
-    """Everything that can fail before the first training, checked now: device, ``--out``, each model, the data."""
+    """Everything that can fail before the first training, checked now: device, ``--out``, each model, the data;
+    then the dataset's label caches, built once here (``shared_data``) so that runs starting together never race
+    on them. Classification models are refused: the ablation's metrics and verdicts are mAP.
+    """
     from .preflight import check_dataset, check_device, check_output_folder, load_model
 
     check_device(device)
@@ -337,16 +248,21 @@ def preflight(args: argparse.Namespace, data: str, device: str) -> None:
     tasks = {name: load_model(name).task for name in dict.fromkeys(args.models)}  # each model built once
     if len(set(tasks.values())) > 1:
         raise UsageError(f"--models mix tasks ({', '.join(f'{Path(m).name}: {t}' for m, t in tasks.items())})")
-    check_dataset(data, next(iter(tasks.values())))
+    task = next(iter(tasks.values()))
+    if task == "classify":
+        raise UsageError(f"--models: {next(iter(tasks))} is a classification model; ablate compares detection models")
+    check_dataset(data, task)
+    prepare_label_caches(data, task)
 
 
 @command("yolo-fasternet ablate")
 def main(argv: list[str] | None = None) -> int:
     """Train every (model, seed) that has no DONE marker, then measure latency and write the reports."""
     args = parse_args(argv)
-    if args._worker:
-        guard_worker()
-        train_one(json.loads(Path(args._worker).read_text()))
+    if args.report_only:
+        started = time.perf_counter()
+        summarize_verdicts(report(args.out, args.baseline, args.resamples, args.bootstrap_seed))
+        print(f"results in {args.out} ({time.perf_counter() - started:.1f} s)")
         return 0
 
     import torch
@@ -417,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     # Latency of every model in this one process, one after another, so the numbers are comparable with each other.
     # Cached per (models, imgsz, runs): a re-run with nothing to train does not re-time on a different machine state.
     models = args.models
-    cache = out / f"measure-{settings_hash({'models': models, 'imgsz': args.imgsz, 'runs': args.latency_runs})}.json"
+    cache = measure_file(out, models, args.imgsz, args.latency_runs)
     if cache.exists():
         measured = json.loads(cache.read_text())
     else:
@@ -425,31 +341,13 @@ def main(argv: list[str] | None = None) -> int:
         measured = measure_models(models, args.imgsz, args.latency_runs)
         write_atomic(cache, json.dumps(measured, indent=1))
 
-    rows = []
-    for model, seed in runs:
-        folder = run_dir(out, model, seed, key)
-        rec = json.loads((folder / "metrics.json").read_text())
-        rows.append(
-            {
-                "model": Path(model).stem,
-                "seed": seed,
-                **measured[model],
-                "epoch_time_s": statistics.mean(rec["epoch_times_s"]),
-                "peak_mem_mb": rec["peak_mem_mb"],
-                "peak_gpu_mem_mb": rec["peak_gpu_mem_mb"],
-                **{c: rec[c] for c in METRIC_KEYS},
-                "epochs": args.epochs,
-                "imgsz": args.imgsz,
-                "batch": args.batch,
-                "run": str(folder.relative_to(out)),
-            }
-        )
     source = f"preset {args.preset}, " if args.preset else ""
     header = (
         f"# Ablation on {dataset} ({source}{args.executor} executor): {args.epochs} epochs, "
         f"imgsz {args.imgsz}, batch {args.batch}, seeds {' '.join(map(str, args.seeds))}, device {device}"
     )
-    write_reports(out, rows, [Path(m).stem for m in models], header)
+    write_atomic(out / ABLATION, json.dumps({"models": models, "header": header, "key": key}, indent=1))
+    summarize_verdicts(report(out, args.baseline, args.resamples, args.bootstrap_seed, key=key))
     print(f"results in {out} ({time.perf_counter() - t0:.0f} s)")
     return 0
 

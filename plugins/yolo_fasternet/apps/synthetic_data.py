@@ -2,7 +2,7 @@
 
 Two modes: ``shapes`` (the default; three classes on textured backgrounds, what ``make demo`` trains on) and ``hard``
 (six classes, small to large objects, unlabelled clutter strokes, objects partly hidden by each other and by
-occluding bars; what the ablation's quick preset ranks models on, see ``ablation_presets``).
+occluding bars; what the ablation's quick preset ranks models on, see ``ablation/presets.py``).
 
 ``make_synthetic_dataset()`` writes a YOLO-format dataset (``images/{train,val}``, ``labels/{train,val}``, a dataset
 YAML) into a cache folder named after its parameters and returns the YAML path. The same arguments always give

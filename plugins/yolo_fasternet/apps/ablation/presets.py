@@ -30,7 +30,7 @@ class Preset:
 
     def data_yaml(self) -> Path:
         """Generate the preset's dataset (or reuse the cached one) and return its YAML path."""
-        from .synthetic_data import make_synthetic_dataset
+        from ..synthetic_data import make_synthetic_dataset
 
         return make_synthetic_dataset(**self.dataset)
 
