@@ -26,7 +26,7 @@ import pytest
 import torch
 
 from yolo_fasternet.apps import ablate
-from yolo_fasternet.apps.ablation_executors import LocalExecutor
+from yolo_fasternet.apps.ablation.executors import LocalExecutor
 from yolo_fasternet.apps.command_errors import EXIT_FAILED, EXIT_INTERRUPTED, CommandError, command
 
 from conftest import REPO, SHARED_DATASETS
