@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -127,6 +128,13 @@ CASES = [
     ("cli", "ablate --models yolov8n.yaml project=elsewhere", 2, ["project", "set by the ablation"]),
     ("cli", "ablate --seeds -1", 2, ["--seeds", "-1"]),
     ("cli", "ablate --imgsz 0", 2, ["--imgsz", "0"]),
+    (
+        "cli",
+        "ablate --models yolov8n.yaml --data {coco8} --executor ray --address 127.0.0.1:{closed}",
+        1,
+        ["127.0.0.1:{closed}", "--connect-timeout"],
+    ),  # fmt: skip
+    ("cli", "ablate --models yolov8n.yaml --executor ray --address nocolon", 2, ["--address", "nocolon"]),
     # --- weights (also as python -m yolo_fasternet weights)
     ("python -m", "weights info {tmp}/random.pth", 1, ["random.pth", "not a PyTorch checkpoint"]),
     ("python -m", "weights info {tmp}", 1, ["is a folder"]),
@@ -184,8 +192,18 @@ def bad_files(tmp_path_factory) -> Path:
     return tmp
 
 
+def _closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released): a connection there is refused at once."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+CLOSED_PORT = _closed_port()
+
+
 def _argv(entry: str, args: str, tmp: Path) -> list[str]:
-    return [*ENTRY[entry][0], *args.format(tmp=tmp, coco8=COCO8).split()]
+    return [*ENTRY[entry][0], *args.format(tmp=tmp, coco8=COCO8, closed=CLOSED_PORT).split()]
 
 
 @pytest.fixture(scope="module")
@@ -222,7 +240,7 @@ def test_bad_input_gives_its_exit_status_and_one_line_naming_the_culprit(index, 
     assert 1 <= len(lines) <= 2 and lines[0].startswith(f"{ENTRY[entry][1]}"), where
     assert ": error: " in lines[0], where
     assert proc.stdout.strip() == "", where  # nothing started: no training banner, no model summary
-    for word in words:
+    for word in (w.format(closed=CLOSED_PORT) for w in words):
         assert word in stderr, f"{word!r} missing\n{where}"
 
 
