@@ -28,7 +28,9 @@ from .arguments import key_value_to_options
 from .command_errors import CommandParser, command
 
 # What each plugin YAML stands in for: the stock YAML name is the plugin name with its plugin part removed.
-_PLUGIN_PART = re.compile(r"-(fasternet|c2f-faster|c3k2-faster|saconv|timm-[^-/]+?(-pretrained)?(?=\.ya?ml$))")
+_PLUGIN_PART = re.compile(
+    r"-(fasternet|partialnet|spconv|c2f-faster|c3k2-faster|saconv|timm-[^-/]+?(-pretrained)?(?=\.ya?ml$))"
+)
 
 
 def scaled_name(yaml_name: str, scale: str) -> str:

@@ -35,7 +35,7 @@ class StyleChannelAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Gate each channel of ``x`` by its style statistics."""
         b, c, h, w = x.shape
-        if h * w < 2 and not is_exporting():
+        if not is_exporting() and h * w < 2:
             raise ValueError(f"PATConv channel attention needs at least 2 pixels for its unbiased std, got {h}x{w}")
         flat = x.reshape(b, c, -1)
         style = torch.stack((flat.mean(-1), flat.std(-1)), dim=-1).unsqueeze(2)  # (B, C, 1, 2)
