@@ -244,6 +244,8 @@ def test_checkpoint_class_paths_are_pinned():
         "yolo_fasternet.nn.c2f_spconv.C2f_SPConv",
         "yolo_fasternet.nn.c3k2_faster.C3k2_Faster",
         "yolo_fasternet.nn.c3k2_faster.C3k_Faster",
+        "yolo_fasternet.nn.c3k2_spconv.C3k2_SPConv",
+        "yolo_fasternet.nn.c3k2_spconv.C3k_SPConv",
         "yolo_fasternet.nn.fasternet_block.DropPath",
         "yolo_fasternet.nn.fasternet_block.FasterNetBlock",
         "yolo_fasternet.nn.partialnet_block.PartialNetBlock",

@@ -8,12 +8,13 @@ from torch import nn
 from torch.nn import functional
 from ultralytics import YOLO
 from ultralytics.nn import tasks
-from ultralytics.nn.modules import C2f
+from ultralytics.nn.modules import C2f, C3k2
+from ultralytics.nn.modules.block import C3k
 from ultralytics.nn.tasks import DetectionModel
 
 from yolo_fasternet import ModelYamlError
 from yolo_fasternet.integration.inference_form import fused_copy
-from yolo_fasternet.nn import C2f_SPConv, SPConv, SPConvBottleneck
+from yolo_fasternet.nn import C2f_SPConv, C3k2_SPConv, C3k_SPConv, SPConv, SPConvBottleneck
 
 from conftest import randomize_batchnorm
 
@@ -142,14 +143,17 @@ def test_yaml_row_violation_names_the_layer():
     assert "\n" not in str(e.value)
 
 
+@pytest.mark.parametrize("family, stock_cls, ours_cls", [("yolov8", C2f, C2f_SPConv), ("yolo11", C3k2, C3k2_SPConv)])
 @pytest.mark.parametrize("scale", SCALES)
-def test_c2f_spconv_scales_like_c2f(scale):
-    ours = YOLO(f"yolov8{scale}-spconv.yaml", verbose=False).model
-    stock = YOLO(f"yolov8{scale}.yaml", verbose=False).model
+def test_spconv_csp_blocks_scale_like_their_builtins(family, stock_cls, ours_cls, scale):
+    ours = YOLO(f"{family}{scale}-spconv.yaml", verbose=False).model
+    stock = YOLO(f"{family}{scale}.yaml", verbose=False).model
+    assert len(ours.model) == len(stock.model)
     for a, b in zip(ours.model, stock.model):
-        if isinstance(b, C2f):
-            assert isinstance(a, C2f_SPConv) and len(a.m) == len(b.m)
+        if type(b) is stock_cls:
+            assert isinstance(a, ours_cls) and len(a.m) == len(b.m)
             assert a.cv1.conv.weight.shape == b.cv1.conv.weight.shape
             assert a.cv2.conv.weight.shape == b.cv2.conv.weight.shape
+            assert [isinstance(m, C3k) for m in b.m] == [isinstance(m, C3k_SPConv) for m in a.m]  # c3k at m/l/x
         else:
             assert type(a) is type(b)

@@ -43,7 +43,7 @@ def test_counterpart_names_follow_ultralytics_naming():
     assert stock_counterpart("yolo26-fasternet.yaml", "n") == "yolo26n.yaml"
     assert stock_counterpart("yolov8-partialnet.yaml", "m") == "yolov8m.yaml"
     assert stock_counterpart("yolov8-spconv.yaml", "n") == "yolov8n.yaml"
-    assert len(BUNDLED) == 17
+    assert len(BUNDLED) == 18
 
 
 @pytest.mark.parametrize("yaml_name", BUNDLED)

@@ -16,6 +16,7 @@ from torch import nn
 from ..nn.c2f_faster import C2f_Faster
 from ..nn.c2f_spconv import C2f_SPConv
 from ..nn.c3k2_faster import C3k2_Faster, C3k_Faster
+from ..nn.c3k2_spconv import C3k2_SPConv, C3k_SPConv
 from ..nn.fasternet_block import DropPath, FasterNetBlock
 from ..nn.partialnet_block import PartialNetBlock
 from ..nn.patch_layers import PatchEmbed, PatchMerging
@@ -51,6 +52,8 @@ PLUGIN_MODULES = (
     PluginModule(SAConv, like="Conv"),
     PluginModule(SPConv, like="Conv"),
     PluginModule(C2f_SPConv, like="C2f"),
+    PluginModule(C3k2_SPConv, like="C3k2"),
+    PluginModule(C3k_SPConv, like="C3"),
     PluginModule(PATConv, like="Conv"),
     PluginModule(PartialNetBlock, like="Conv"),
     # HGStem's rule (c2 = 2nd YAML arg, unscaled; args (c1, arg0, arg1, ...)) is the TorchVision/Index bookkeeping,

@@ -9,6 +9,7 @@ from .activation import make_activation
 from .c2f_faster import C2f_Faster
 from .c2f_spconv import C2f_SPConv, SPConvBottleneck
 from .c3k2_faster import C3k2_Faster, C3k_Faster
+from .c3k2_spconv import C3k2_SPConv, C3k_SPConv
 from .fasternet_block import DropPath, FasterNetBlock
 from .inference_layout import ChannelsLastInference
 from .partialnet_block import PartialNetBlock, SpatialAttentionTail
@@ -24,7 +25,9 @@ __all__ = [
     "C2f_Faster",
     "C2f_SPConv",
     "C3k2_Faster",
+    "C3k2_SPConv",
     "C3k_Faster",
+    "C3k_SPConv",
     "ChannelsLastInference",
     "DropPath",
     "FasterNetBlock",
