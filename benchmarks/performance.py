@@ -450,6 +450,22 @@ def verdict(ratio: float, target: float | None) -> str:
     return f"{target:.2f}: " + ("met" if ratio <= target else f"missed by {ratio - target:.2f}")
 
 
+def time_side_by_side(names: dict[str, str], x: torch.Tensor, runs: int, args, imgsz: int):
+    """Median ms of each named model, fused, in PyTorch and (unless --no-onnx) ONNX Runtime, alternating run by run."""
+    models = {k: inference_model(n) for k, n in names.items()}
+    with torch.inference_mode():
+        pt = timed({k: (lambda m=m: m(x)) for k, m in models.items()}, runs, min(args.warmup, 2))
+    del models
+    ort = {}
+    if args.onnx:
+        with tempfile.TemporaryDirectory() as tmp:
+            sessions = {k: ort_session(export_onnx(n, 1, imgsz, Path(tmp))) for k, n in names.items()}
+            xn = x.numpy()
+            fns = {k: (lambda s=s, xn=xn: s.run(None, {s.get_inputs()[0].name: xn})) for k, s in sessions.items()}
+            ort = timed(fns, runs, min(args.warmup, 2))
+    return pt, ort
+
+
 def section_scales(args, imgsz: int = 640) -> None:
     """yolov8{scale}-fasternet against yolov8{scale}, scale by scale: PyTorch eager and ONNX Runtime, batch 1."""
     print(f"## Scales: yolov8-fasternet against yolov8 at every scale (batch 1, {imgsz} px, fused, median ms)\n")
@@ -461,17 +477,7 @@ def section_scales(args, imgsz: int = 640) -> None:
         pair = {"fasternet": f"yolov8{scale}-fasternet", "stock": f"yolov8{scale}"}
         gflops = {k: get_flops(build_model(n), imgsz) for k, n in pair.items()}
         runs = args.runs if scale in "ns" else max(5, args.runs // (4 if scale == "m" else 8))
-        models = {k: inference_model(n) for k, n in pair.items()}
-        with torch.inference_mode():
-            pt = timed({k: (lambda m=m: m(x)) for k, m in models.items()}, runs, min(args.warmup, 2))
-        del models
-        ort = {}
-        if args.onnx:
-            with tempfile.TemporaryDirectory() as tmp:
-                sessions = {k: ort_session(export_onnx(n, 1, imgsz, Path(tmp))) for k, n in pair.items()}
-                xn = x.numpy()
-                fns = {k: (lambda s=s, xn=xn: s.run(None, {s.get_inputs()[0].name: xn})) for k, s in sessions.items()}
-                ort = timed(fns, runs, min(args.warmup, 2))
+        pt, ort = time_side_by_side(pair, x, runs, args, imgsz)
         pt_target, ort_target = SCALE_TARGETS.get(scale, (None, None))
         row = [scale, f"{gflops['fasternet']:.1f}", f"{gflops['fasternet'] / gflops['stock']:.2f}"]
         row += [f"{pt['fasternet']:.1f}", f"{pt['stock']:.1f}", f"**{pt['fasternet'] / pt['stock']:.2f}**"]
@@ -503,17 +509,7 @@ def section_partialnet(args, imgsz: int = 640) -> None:
         names = {k: f"yolov8{scale}{k}" for k in ("", "-fasternet", "-partialnet")}
         gflops = {k: get_flops(build_model(n), imgsz) for k, n in names.items()}
         runs = args.runs if scale in "ns" else max(5, args.runs // 4)
-        models = {k: inference_model(n) for k, n in names.items()}
-        with torch.inference_mode():
-            pt = timed({k: (lambda m=m: m(x)) for k, m in models.items()}, runs, min(args.warmup, 2))
-        del models
-        ort = {}
-        if args.onnx:
-            with tempfile.TemporaryDirectory() as tmp:
-                sessions = {k: ort_session(export_onnx(n, 1, imgsz, Path(tmp))) for k, n in names.items()}
-                xn = x.numpy()
-                fns = {k: (lambda s=s, xn=xn: s.run(None, {s.get_inputs()[0].name: xn})) for k, s in sessions.items()}
-                ort = timed(fns, runs, min(args.warmup, 2))
+        pt, ort = time_side_by_side(names, x, runs, args, imgsz)
         for k, name in names.items():
             row = [scale, name, f"{gflops[k]:.1f}", f"{pt[k]:.1f}", f"{pt[k] / pt['']:.2f}"]
             row += [f"{pt[k] / pt['-fasternet']:.2f}"]

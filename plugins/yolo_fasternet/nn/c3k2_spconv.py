@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from torch import nn
 from ultralytics.nn.modules import C3, C2f
-from ultralytics.nn.modules.block import PSABlock
 
 from .c2f_faster import check_csp_args
 from .c2f_spconv import SPConvBottleneck
+from .c3k2_faster import c3k2_inner_blocks
 
 
 class C3k_SPConv(C3):  # noqa: N801 - follows Ultralytics' C3k spelling
@@ -60,14 +60,9 @@ class C3k2_SPConv(C2f):  # noqa: N801 - the YAML name follows Ultralytics' C3k2 
     ):
         check_csp_args("C3k2_SPConv", c1, c2, n, g, e)
         super().__init__(c1, c2, n, shortcut, g, e)
-        self.m = nn.ModuleList(
-            nn.Sequential(
-                SPConvBottleneck(self.c, self.c, shortcut, 0.5),
-                PSABlock(self.c, attn_ratio=0.5, num_heads=max(self.c // 64, 1)),
-            )
-            if attn
-            else C3k_SPConv(self.c, self.c, 2, shortcut)
-            if c3k
-            else SPConvBottleneck(self.c, self.c, shortcut, 0.5)
-            for _ in range(n)
-        )
+        self.m = c3k2_inner_blocks(self.c, n, c3k, attn, shortcut, _bottleneck, C3k_SPConv)
+
+
+def _bottleneck(c: int, shortcut: bool) -> SPConvBottleneck:
+    """C3k2's single inner block, with SPConv: Bottleneck(c, c, shortcut) keeps e = 0.5."""
+    return SPConvBottleneck(c, c, shortcut, 0.5)
