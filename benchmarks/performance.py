@@ -66,6 +66,7 @@ from ultralytics.utils.torch_utils import get_flops  # noqa: E402
 import yolo_fasternet  # noqa: E402,F401 - registers the plugin modules
 from yolo_fasternet import C2f_Faster, FasterNetBlock, PConv  # noqa: E402
 from yolo_fasternet.integration.inference_form import fused_copy  # noqa: E402
+from yolo_fasternet.nn.rpe_attention import attention_gflops  # noqa: E402
 
 CL = torch.channels_last
 MODELS = {  # model -> its stock counterpart (None: is stock)
@@ -507,7 +508,10 @@ def section_partialnet(args, imgsz: int = 640) -> None:
     x = torch.rand(1, 3, imgsz, imgsz)
     for scale in [c for c in args.scales if c in "nsm"]:
         names = {k: f"yolov8{scale}{k}" for k in ("", "-fasternet", "-partialnet")}
-        gflops = {k: get_flops(build_model(n), imgsz) for k, n in names.items()}
+        unfused = {k: build_model(n) for k, n in names.items()}
+        # THOP misses the attention products of PartialNet's last stage; attention_gflops adds them
+        gflops = {k: get_flops(m, imgsz) + attention_gflops(m, imgsz) for k, m in unfused.items()}
+        del unfused
         runs = args.runs if scale in "ns" else max(5, args.runs // 4)
         pt, ort = time_side_by_side(names, x, runs, args, imgsz)
         for k, name in names.items():

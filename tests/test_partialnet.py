@@ -181,6 +181,9 @@ def test_fused_block_folds_the_bns_and_keeps_outputs(attn, spatial_mlp):
 
 def test_self_attention_runs_at_any_map_size_and_has_gradients():
     m = PartialNetBlock(32, 32, "self").train()
+    with torch.inference_mode():  # a prediction first: what it caches must still serve training
+        m.eval()(torch.randn(1, 32, 5, 6))
+    m.train()
     for size in (1, 5):
         m(torch.randn(2, 32, size, size + 1)).square().mean().backward()
     missing = [n for n, p in m.named_parameters() if p.grad is None]
@@ -269,3 +272,26 @@ def test_bad_stage_settings_are_one_line_errors(key, value, words):
     with pytest.raises(ModelYamlError) as e:
         DetectionModel(d, verbose=False)
     assert "\n" not in str(e.value) and all(w in str(e.value) for w in words), str(e.value)
+
+
+def test_attention_gflops_counts_both_attention_products():
+    from yolo_fasternet.nn.rpe_attention import attention_gflops
+
+    model = nn.Sequential(PatchEmbed(3, 32, 4), PartialNetBlock(32, 32, "self"), PartialNetBlock(32, 32, "channel"))
+    # one self-attention over an 8x8 map of 24 untouched channels: q @ k and attn @ v, L * L * C MACs each, 2 FLOPs
+    assert attention_gflops(model, 32) == pytest.approx(2 * 2 * 64 * 64 * 24 / 1e9)
+
+
+def test_benchmark_partialnet_section_prints_a_row_per_model(capsys):
+    import importlib.util
+
+    from conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("performance_benchmark", REPO / "benchmarks" / "performance.py")
+    benchmark = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(benchmark)
+    benchmark.main(["--sections", "partialnet", "--scales", "n", "--runs", "1", "--warmup", "0", "--no-onnx"])
+    out = capsys.readouterr().out
+    for name in ("yolov8n", "yolov8n-fasternet", "yolov8n-partialnet"):
+        assert f"| n | {name} | " in out, out
+    assert "| n | yolov8n-partialnet |" in out and "0.85: " in out  # the target column is filled for partialnet

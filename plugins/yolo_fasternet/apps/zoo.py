@@ -23,6 +23,7 @@ from ultralytics.utils import LOGGER
 from ultralytics.utils.torch_utils import model_info
 
 from ..integration.yaml_lookup import cfg_dir
+from ..nn.rpe_attention import attention_gflops
 from ..nn.saconv import saconv_gflops
 from .arguments import key_value_to_options
 from .command_errors import CommandParser, command
@@ -65,7 +66,8 @@ def build(name: str, imgsz: int) -> tuple[torch.nn.Module, Row]:
         layers, params, _, gflops = model_info(model, verbose=True, imgsz=imgsz)
     finally:
         LOGGER.setLevel(level)
-    row = Row(name[:-5], layers, params, gflops + saconv_gflops(model, imgsz))  # THOP misses functional convs
+    # THOP misses SAConv's functional convolutions and PartialNet's attention products
+    row = Row(name[:-5], layers, params, gflops + saconv_gflops(model, imgsz) + attention_gflops(model, imgsz))
     model.fuse(verbose=False).eval()
     return model, row
 

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 from torch.nn import functional
 
+from .flop_count import hooked_gflops
 from .inference_layout import is_exporting
 
 ALPHA, BETA, GAMMA = 20.0, 40.0, 160.0  # iRPE ratio 20: alpha = 1 * ratio, beta = 2 * ratio, gamma = 8 * ratio
@@ -49,7 +50,8 @@ def _cached_buckets(height: int, width: int, device: torch.device) -> torch.Tens
         return euclidean_buckets(height, width, device)
     key = (int(height), int(width), device.type, device.index)
     if key not in _BUCKET_CACHE:
-        _BUCKET_CACHE[key] = euclidean_buckets(int(height), int(width), device)
+        with torch.inference_mode(False):  # a cached inference tensor would break a later training step
+            _BUCKET_CACHE[key] = euclidean_buckets(int(height), int(width), device)
     return _BUCKET_CACHE[key]
 
 
@@ -103,3 +105,14 @@ class LayerNorm2d(nn.LayerNorm):
         """Normalise each pixel's channel vector."""
         x = x.permute(0, 2, 3, 1)
         return functional.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps).permute(0, 3, 1, 2)
+
+
+def attention_gflops(model: nn.Module, imgsz: int) -> float:
+    """GFLOPs of the two attention matrix products (``q @ k`` and ``attn @ v``) of every ``RPEAttention`` in ``model``.
+
+    THOP counts the ``qkv`` and output projections (``nn.Linear``) but not these functional products:
+    ``2 * L * L * C`` multiply-adds per image for ``L = H * W`` positions, 2 FLOPs each. Add this to ``get_flops``.
+    """
+    return hooked_gflops(
+        model, imgsz, RPEAttention, lambda m, inp, out: 4 * (inp[0].shape[-2] * inp[0].shape[-1]) ** 2 * inp[0].shape[1]
+    )
