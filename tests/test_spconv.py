@@ -157,3 +157,14 @@ def test_spconv_csp_blocks_scale_like_their_builtins(family, stock_cls, ours_cls
             assert [isinstance(m, C3k) for m in b.m] == [isinstance(m, C3k_SPConv) for m in a.m]  # c3k at m/l/x
         else:
             assert type(a) is type(b)
+
+
+@pytest.mark.parametrize("source, sub", [("yolov8.yaml", "C2f=C2f_SPConv"), ("yolo11.yaml", "C3k2=C3k2_SPConv")])
+def test_graft_substitutes_the_spconv_blocks_into_stock_yamls(source, sub, tmp_path):
+    from yolo_fasternet.cli import main as cli_main
+
+    out = tmp_path / "grafted.yaml"
+    assert cli_main(["graft", source, sub, "-o", str(out)]) == 0  # graft also builds the result at every scale
+    old, new = sub.split("=")
+    text = out.read_text()
+    assert f", {new}, " in text and f", {old}, " not in text
