@@ -207,6 +207,19 @@ def test_constraints_are_one_line_errors_with_the_values(build, words):
     assert "\n" not in str(e.value) and all(w in str(e.value) for w in words), str(e.value)
 
 
+def test_channel_attention_trains_on_a_single_sample_with_running_statistics():
+    """Ultralytics 8.3.0 probes strides with one image in training mode: no batch statistics of one value exist."""
+    m = _randomized(PATConv(32, 32, "channel"))
+    x = torch.randn(1, 32, 6, 6)
+    with torch.no_grad():
+        expected = m.eval()(x)[:, 8:]  # the attended channels, before PATConv's own BN (same in both modes here)
+        before = m.attn.bn.running_mean.clone()
+        m.train()
+        got = m.attn(x[:, 8:])
+    assert torch.equal(m.attn.bn.running_mean, before)
+    assert_close_to_magnitude(m.norm.eval()(got), expected, 1e-6)
+
+
 def test_channel_attention_on_a_single_pixel_is_a_one_line_error():
     with pytest.raises(ValueError, match=r"^PATConv channel attention needs at least 2 pixels .* got 1x1$"):
         PATConv(16, 16)(torch.randn(2, 16, 1, 1))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn import functional
 
 from .inference_layout import is_exporting
 from .rpe_attention import LayerNorm2d, RPEAttention
@@ -21,7 +22,8 @@ class StyleChannelAttention(nn.Module):
     ``g = hardsigmoid(BN(W * [mean_hw(x), std_hw(x)]))`` and the output is ``x * g``, where ``std`` is the unbiased
     standard deviation over the pixels and ``W`` is a ``(1, 2)`` convolution over all channels (``groups=1`` in the
     reference code, unlike the channel-wise integration of the SRM paper). The unbiased std needs at least two
-    pixels; a 1x1 map is a one-line error (the reference would return NaN).
+    pixels; a 1x1 map is a one-line error (the reference would return NaN). A training batch of a single sample
+    normalises with the running statistics (the reference's BN would raise on one value per channel).
 
     Inference form (``switch_to_deploy()``): the BN is folded into ``W`` (which then has a bias).
     """
@@ -39,7 +41,18 @@ class StyleChannelAttention(nn.Module):
             raise ValueError(f"PATConv channel attention needs at least 2 pixels for its unbiased std, got {h}x{w}")
         flat = x.reshape(b, c, -1)
         style = torch.stack((flat.mean(-1), flat.std(-1)), dim=-1).unsqueeze(2)  # (B, C, 1, 2)
-        return x * self.gate(self.bn(self.cfc(style)))
+        return x * self.gate(self._normalise(self.cfc(style)))
+
+    def _normalise(self, z: torch.Tensor) -> torch.Tensor:
+        """The BN of the reference; a training batch of one sample (one value per channel) uses the running statistics.
+
+        Batch statistics of a single value are undefined (``nn.BatchNorm2d`` raises). Ultralytics before 8.3.x's
+        switch to an eval-mode stride probe builds every model with such a forward pass in training mode.
+        """
+        if isinstance(self.bn, nn.BatchNorm2d) and self.training and z.shape[0] == 1:
+            bn = self.bn
+            return functional.batch_norm(z, bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.0, bn.eps)
+        return self.bn(z)
 
     @torch.no_grad()
     def switch_to_deploy(self) -> None:
