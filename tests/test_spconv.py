@@ -83,7 +83,7 @@ def test_fused_spconv_folds_both_branch_bns_and_keeps_outputs(stride):
     m = _random_spconv(32, 32, stride, 0.5).eval()
     x = torch.randn(2, 32, 16, 16)
     fused = fused_copy(m)
-    assert isinstance(fused.bn_3x3, nn.Identity) and isinstance(fused.bn_1x1, nn.Identity)
+    assert all(isinstance(bn, nn.Identity) for bn in (fused.bn_3x3, fused.bn_1x1, fused.bn))
     with torch.no_grad():
         assert_close_to_magnitude(fused(x), m(x), 1e-4)  # folded weights round differently: 1e-4 of the magnitude
 
@@ -168,3 +168,14 @@ def test_graft_substitutes_the_spconv_blocks_into_stock_yamls(source, sub, tmp_p
     old, new = sub.split("=")
     text = out.read_text()
     assert f", {new}, " in text and f", {old}, " not in text
+
+
+def test_final_bn_with_a_near_zero_scale_stays_and_outputs_still_match():
+    m = _random_spconv(16, 16, 1, 0.5).eval()
+    with torch.no_grad():
+        m.bn.weight[3] = 0.0  # folding would divide the mixing logits by this channel's scale
+    x = torch.randn(2, 16, 8, 8)
+    fused = fused_copy(m)
+    assert isinstance(fused.bn, nn.BatchNorm2d) and fused.logit_scale is None
+    with torch.no_grad():
+        assert_close_to_magnitude(fused(x), m(x), 1e-4)

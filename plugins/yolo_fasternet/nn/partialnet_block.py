@@ -38,7 +38,7 @@ class SpatialAttentionTail(nn.Module):
     part is BatchNorm-ed and then a bias-free 1x1 conv. The two are concatenated (one attention head, as in the code).
 
     Inference form (``switch_to_deploy()``): the BN before the 1x1 conv is folded into it (exact: a 1x1 conv has no
-    padding); the BN after the data-dependent gate stays.
+    padding); inside a ``PartialNetBlock`` the BN after the gate is folded too (see its ``switch_to_deploy``).
     """
 
     def __init__(self, c: int, partial: float = 0.5):
@@ -51,12 +51,15 @@ class SpatialAttentionTail(nn.Module):
         self.gate = nn.Hardsigmoid()
         self.norm_gated = nn.BatchNorm2d(self.dim_untouched)
         self.norm_conv = nn.BatchNorm2d(self.dim_conv)
+        self.register_buffer("gated_shift", None)  # the gated half's BN shift once its scale is folded (deploy)
         self.conv = nn.Conv2d(self.dim_conv, self.dim_conv, 1, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Gate and normalise the first part; normalise and mix the second."""
         x1, x2 = torch.split(x, [self.dim_untouched, self.dim_conv], dim=1)
         x1 = self.norm_gated(x1 * self.gate(self.gate_conv(x1)))
+        if self.gated_shift is not None:
+            x1 = x1 + self.gated_shift
         return torch.cat((x1, self.conv(self.norm_conv(x2))), 1)
 
     @torch.no_grad()
@@ -91,8 +94,8 @@ class PartialNetBlock(nn.Module):
 
     The expanding 1x1 conv and its BN form an Ultralytics ``Conv``, so ``model.fuse()`` folds that BN. The inference
     form (``switch_to_deploy()``, called by ``model.fuse()``) also folds the BN after PATConv's channel attention into
-    the expanding conv's input side and the BNs of SRM and PAT_sp into their convolutions; what remains unfolded
-    (BNs after data-dependent gates, the LayerNorm) is exact arithmetic in eval mode.
+    the expanding conv's input side, the BNs of SRM and PAT_sp into their convolutions, and PAT_sp's BN after its gate
+    into the projection and the gate (its shift stays as an addition); the LayerNorm stays.
 
     YAML arguments (a Conv-like layer; ``c1`` is filled in and the row's ``n`` stacks blocks, one row per stage):
     ``[c2, attn, n_div, mlp_ratio, act, drop_path, spatial_mlp, num_heads]``. Left out, ``act`` comes from the YAML's
@@ -168,3 +171,14 @@ class PartialNetBlock(nn.Module):
         if mixer.attn_kind == "channel" and isinstance(mixer.norm, nn.BatchNorm2d):
             fold_input_bn(self.expand.conv, mixer.norm, mixer.dim_conv)
             mixer.norm = nn.Identity()
+        tail = self.spatial_tail
+        if tail is not None and isinstance(tail.norm_gated, nn.BatchNorm2d):
+            # BN(x1 * g(W x1)) = (s x1) * g((W / s)(s x1)) + t: s into the projection rows that make x1, 1/s into
+            # the gate's weights, t kept as a shift (not where some |s| < 1e-2: 1/s would amplify rounding)
+            bn = tail.norm_gated
+            scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+            if bool((scale.abs() >= 1e-2).all()):
+                self.project.weight[: tail.dim_untouched] *= scale.view(-1, 1, 1, 1)
+                tail.gate_conv.weight.div_(scale.view(1, -1, 1, 1))
+                tail.gated_shift = (bn.bias - bn.running_mean * scale).view(1, -1, 1, 1).clone()
+                tail.norm_gated = nn.Identity()

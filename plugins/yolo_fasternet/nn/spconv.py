@@ -34,8 +34,8 @@ class SPConv(nn.Module):
     YAML arguments (Conv-like, ``c1`` filled in by Ultralytics): ``[c2, s, ratio]``.
 
     Inference form (``switch_to_deploy()``, called by ``model.fuse()``): each branch's BatchNorm is folded into its
-    convolutions (the fusion weights depend on the data, so the two branch BNs are folded separately); the final
-    BatchNorm follows a data-dependent mix and stays as it is.
+    convolutions (the fusion weights depend on the data, so the two branch BNs are folded separately), and the final
+    BatchNorm into both branches, its scale undone for the mixing logits (exact, see ``_fold_final_bn``).
 
     Args:
         c1 (int): Input channels.
@@ -72,6 +72,7 @@ class SPConv(nn.Module):
         self.conv_1x1 = nn.Conv2d(self.c1x1, c2, 1, bias=True)
         self.bn_1x1 = nn.BatchNorm2d(c2)
         self.bn = nn.BatchNorm2d(c2)
+        self.register_buffer("logit_scale", None)  # set when the final BN is folded into the branches (deploy)
         self.act = Conv.default_act if act is True else act if isinstance(act, nn.Module) else nn.Identity()
 
     def _check_input(self, x: torch.Tensor) -> None:
@@ -96,7 +97,10 @@ class SPConv(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Both branches, mixed per channel by the softmax of their global means, then BN and activation."""
         u, v = self.branches(x)
-        weights = torch.softmax(torch.stack((u.mean((2, 3)), v.mean((2, 3))), dim=2), dim=2)
+        gu, gv = u.mean((2, 3)), v.mean((2, 3))
+        if self.logit_scale is not None:  # deploy form: u, v carry the final BN; undo its scale for the mixing logits
+            gu, gv = gu * self.logit_scale, gv * self.logit_scale
+        weights = torch.softmax(torch.stack((gu, gv), dim=2), dim=2)
         mixed = u * weights[..., 0, None, None] + v * weights[..., 1, None, None]
         return self.act(self.bn(mixed))
 
@@ -113,6 +117,25 @@ class SPConv(nn.Module):
         self.conv_1x1.weight.mul_(scale.view(-1, 1, 1, 1))
         self.conv_1x1.bias.copy_(self.conv_1x1.bias * scale + shift)
         self.bn_3x3, self.bn_1x1 = nn.Identity(), nn.Identity()
+        self._fold_final_bn()
+
+    @torch.no_grad()
+    def _fold_final_bn(self) -> None:
+        """Move the final BN ``a * y + b`` into both branches (exact: the mixing weights sum to 1).
+
+        ``a * (w u + (1 - w) v) + b = w (a u + b) + (1 - w) (a v + b)``; the weights come from the softmax of the
+        branch means, which is unchanged by the common shift ``b`` and needs the scale undone (``logit_scale = 1/a``).
+        Kept as it is where a channel's ``|a| < 1e-2``: dividing by it would amplify rounding in the logits.
+        """
+        scale, shift = _bn_affine(self.bn)
+        if not bool((scale.abs() >= 1e-2).all()):
+            return
+        for conv in (self.gwc, self.pwc, self.conv_1x1):
+            conv.weight.mul_(scale.view(-1, 1, 1, 1))
+        self.gwc.bias.copy_(self.gwc.bias * scale + shift)
+        self.conv_1x1.bias.copy_(self.conv_1x1.bias * scale + shift)
+        self.logit_scale = 1.0 / scale
+        self.bn = nn.Identity()
 
 
 def _bn_affine(bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
