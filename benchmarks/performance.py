@@ -22,6 +22,9 @@ Sections (each prints a Markdown table):
 - ``scales``: yolov8{n,s,m,l,x}-fasternet against yolov8{n,s,m,l,x}, batch 1, 640 px: GFLOPs, PyTorch eager and ONNX
   Runtime latency, the ratio to stock per scale (the headline: FasterNet pays off from s upward) and the targets.
   ``--scales n,s`` limits it; m, l and x take fewer repetitions (an x-scale inference takes seconds).
+- ``partialnet``: yolov8{n,s,m}-partialnet against yolov8{n,s,m} and yolov8{n,s,m}-fasternet, batch 1, 640 px:
+  GFLOPs, PyTorch eager and ONNX Runtime latency and both ratios, three models alternating run by run; the target
+  (PartialNet-T0 exists for it) is yolov8n-partialnet at most 0.85x yolov8n in PyTorch. ``--scales`` limits it too.
 - ``onnx_pconv``: the n/s/m FasterNet detectors exported with each candidate ONNX form of PConv (``split_cat``;
   ``grouped``: one grouped 3x3 conv with identity kernels on the untouched groups; ``residual_convs``: a selecting
   1x1, the 3x3 minus identity and an embedding 1x1 added to the input, no Split/Concat), each checked against
@@ -63,6 +66,7 @@ from ultralytics.utils.torch_utils import get_flops  # noqa: E402
 import yolo_fasternet  # noqa: E402,F401 - registers the plugin modules
 from yolo_fasternet import C2f_Faster, FasterNetBlock, PConv  # noqa: E402
 from yolo_fasternet.integration.inference_form import fused_copy  # noqa: E402
+from yolo_fasternet.nn.rpe_attention import attention_gflops  # noqa: E402
 
 CL = torch.channels_last
 MODELS = {  # model -> its stock counterpart (None: is stock)
@@ -447,6 +451,22 @@ def verdict(ratio: float, target: float | None) -> str:
     return f"{target:.2f}: " + ("met" if ratio <= target else f"missed by {ratio - target:.2f}")
 
 
+def time_side_by_side(names: dict[str, str], x: torch.Tensor, runs: int, args, imgsz: int):
+    """Median ms of each named model, fused, in PyTorch and (unless --no-onnx) ONNX Runtime, alternating run by run."""
+    models = {k: inference_model(n) for k, n in names.items()}
+    with torch.inference_mode():
+        pt = timed({k: (lambda m=m: m(x)) for k, m in models.items()}, runs, min(args.warmup, 2))
+    del models
+    ort = {}
+    if args.onnx:
+        with tempfile.TemporaryDirectory() as tmp:
+            sessions = {k: ort_session(export_onnx(n, 1, imgsz, Path(tmp))) for k, n in names.items()}
+            xn = x.numpy()
+            fns = {k: (lambda s=s, xn=xn: s.run(None, {s.get_inputs()[0].name: xn})) for k, s in sessions.items()}
+            ort = timed(fns, runs, min(args.warmup, 2))
+    return pt, ort
+
+
 def section_scales(args, imgsz: int = 640) -> None:
     """yolov8{scale}-fasternet against yolov8{scale}, scale by scale: PyTorch eager and ONNX Runtime, batch 1."""
     print(f"## Scales: yolov8-fasternet against yolov8 at every scale (batch 1, {imgsz} px, fused, median ms)\n")
@@ -458,17 +478,7 @@ def section_scales(args, imgsz: int = 640) -> None:
         pair = {"fasternet": f"yolov8{scale}-fasternet", "stock": f"yolov8{scale}"}
         gflops = {k: get_flops(build_model(n), imgsz) for k, n in pair.items()}
         runs = args.runs if scale in "ns" else max(5, args.runs // (4 if scale == "m" else 8))
-        models = {k: inference_model(n) for k, n in pair.items()}
-        with torch.inference_mode():
-            pt = timed({k: (lambda m=m: m(x)) for k, m in models.items()}, runs, min(args.warmup, 2))
-        del models
-        ort = {}
-        if args.onnx:
-            with tempfile.TemporaryDirectory() as tmp:
-                sessions = {k: ort_session(export_onnx(n, 1, imgsz, Path(tmp))) for k, n in pair.items()}
-                xn = x.numpy()
-                fns = {k: (lambda s=s, xn=xn: s.run(None, {s.get_inputs()[0].name: xn})) for k, s in sessions.items()}
-                ort = timed(fns, runs, min(args.warmup, 2))
+        pt, ort = time_side_by_side(pair, x, runs, args, imgsz)
         pt_target, ort_target = SCALE_TARGETS.get(scale, (None, None))
         row = [scale, f"{gflops['fasternet']:.1f}", f"{gflops['fasternet'] / gflops['stock']:.2f}"]
         row += [f"{pt['fasternet']:.1f}", f"{pt['stock']:.1f}", f"**{pt['fasternet'] / pt['stock']:.2f}**"]
@@ -479,6 +489,40 @@ def section_scales(args, imgsz: int = 640) -> None:
         else:
             row += ["", "", "", ""]
         rows.append(row)
+        print(f"  {scale}: measured ({runs} runs)", file=sys.stderr, flush=True)
+    table(header, rows)
+
+
+# -------------------------------------------------------------------------------------------------- partialnet
+
+# latency x stock yolov8n at batch 1, 640 px, fused, CPU, PyTorch eager: the PartialNet target (n only)
+PARTIALNET_TARGETS = {"n": 0.85}
+
+
+def section_partialnet(args, imgsz: int = 640) -> None:
+    """yolov8{scale}-partialnet against yolov8{scale} and yolov8{scale}-fasternet, n/s/m, PyTorch and ONNX Runtime."""
+    print(f"## PartialNet: yolov8-partialnet against yolov8 and yolov8-fasternet (batch 1, {imgsz} px, fused, ms)\n")
+    header = ["scale", "model", "GFLOPs", "PyTorch ms", "x stock", "x fasternet", "target", "ORT ms", "x stock"]
+    header += ["x fasternet"]
+    rows = []
+    x = torch.rand(1, 3, imgsz, imgsz)
+    for scale in [c for c in args.scales if c in "nsm"]:
+        names = {k: f"yolov8{scale}{k}" for k in ("", "-fasternet", "-partialnet")}
+        unfused = {k: build_model(n) for k, n in names.items()}
+        # THOP misses the attention products of PartialNet's last stage; attention_gflops adds them
+        gflops = {k: get_flops(m, imgsz) + attention_gflops(m, imgsz) for k, m in unfused.items()}
+        del unfused
+        runs = args.runs if scale in "ns" else max(5, args.runs // 4)
+        pt, ort = time_side_by_side(names, x, runs, args, imgsz)
+        for k, name in names.items():
+            row = [scale, name, f"{gflops[k]:.1f}", f"{pt[k]:.1f}", f"{pt[k] / pt['']:.2f}"]
+            row += [f"{pt[k] / pt['-fasternet']:.2f}"]
+            row += [verdict(pt[k] / pt[""], PARTIALNET_TARGETS.get(scale)) if k == "-partialnet" else ""]
+            if ort:
+                row += [f"{ort[k]:.1f}", f"{ort[k] / ort['']:.2f}", f"{ort[k] / ort['-fasternet']:.2f}"]
+            else:
+                row += ["", "", ""]
+            rows.append(row)
         print(f"  {scale}: measured ({runs} runs)", file=sys.stderr, flush=True)
     table(header, rows)
 
@@ -600,6 +644,7 @@ SECTIONS = {
     "profile": section_profile,
     "model": section_model,
     "scales": section_scales,
+    "partialnet": section_partialnet,
     "onnx_pconv": section_onnx_pconv,
 }
 

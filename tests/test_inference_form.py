@@ -14,6 +14,7 @@ from ultralytics.nn.modules import Conv
 
 from yolo_fasternet import C2f_Faster, C3k2_Faster, FasterNetBlock, PatchEmbed, PatchMerging, PConv
 from yolo_fasternet.integration.inference_form import fused_copy
+from yolo_fasternet.nn import C2f_SPConv, PartialNetBlock, SPConv
 
 from conftest import assert_close_to_magnitude, randomize_batchnorm
 
@@ -27,6 +28,13 @@ BUILDERS = {
     ),
     "c2f-faster": lambda: nn.Sequential(Conv(3, 32, 3, 2), C2f_Faster(32, 64, 2, True)),
     "c3k2-faster": lambda: nn.Sequential(Conv(3, 32, 3, 2), C3k2_Faster(32, 64, 1, True), C3k2_Faster(64, 64, 1)),
+    "spconv": lambda: nn.Sequential(Conv(3, 32, 3, 2), SPConv(32, 32, 2), C2f_SPConv(32, 64, 2, True)),
+    "partialnet-stages": lambda: nn.Sequential(
+        PatchEmbed(3, 32, 4),
+        PartialNetBlock(32, 32, "channel", act="gelu", spatial_mlp=True),
+        PatchMerging(32, 64),
+        PartialNetBlock(64, 64, "self", act="relu"),
+    ),
 }
 
 

@@ -241,14 +241,22 @@ def test_checkpoint_class_paths_are_pinned():
 
     assert sorted(f"{c.__module__}.{c.__qualname__}" for c in CHECKPOINT_CLASSES) == [
         "yolo_fasternet.nn.c2f_faster.C2f_Faster",
+        "yolo_fasternet.nn.c2f_spconv.C2f_SPConv",
         "yolo_fasternet.nn.c3k2_faster.C3k2_Faster",
         "yolo_fasternet.nn.c3k2_faster.C3k_Faster",
+        "yolo_fasternet.nn.c3k2_spconv.C3k2_SPConv",
+        "yolo_fasternet.nn.c3k2_spconv.C3k_SPConv",
         "yolo_fasternet.nn.fasternet_block.DropPath",
         "yolo_fasternet.nn.fasternet_block.FasterNetBlock",
+        "yolo_fasternet.nn.partialnet_block.PartialNetBlock",
         "yolo_fasternet.nn.patch_layers.PatchEmbed",
         "yolo_fasternet.nn.patch_layers.PatchMerging",
+        "yolo_fasternet.nn.patconv.PATConv",
         "yolo_fasternet.nn.pconv.PConv",
+        "yolo_fasternet.nn.rpe_attention.LayerNorm2d",
+        "yolo_fasternet.nn.rpe_attention.RPEAttention",
         "yolo_fasternet.nn.saconv.SAConv",
+        "yolo_fasternet.nn.spconv.SPConv",
         "yolo_fasternet.nn.timm_backbone.FeatureIndex",
         "yolo_fasternet.nn.timm_backbone.TimmBackbone",
     ]

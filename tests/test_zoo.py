@@ -43,7 +43,9 @@ def test_counterpart_names_follow_ultralytics_naming():
     assert stock_counterpart("yolov8-fasternet-seg.yaml", "s") == "yolov8s-seg.yaml"
     assert stock_counterpart("yolo11-c3k2-faster.yaml", "x") == "yolo11x.yaml"
     assert stock_counterpart("yolo26-fasternet.yaml", "n") == "yolo26n.yaml"
-    assert len(BUNDLED) == 14
+    assert stock_counterpart("yolov8-partialnet.yaml", "m") == "yolov8m.yaml"
+    assert stock_counterpart("yolov8-spconv.yaml", "n") == "yolov8n.yaml"
+    assert len(BUNDLED) == 18
 
 
 @pytest.mark.parametrize("yaml_name", BUNDLED)

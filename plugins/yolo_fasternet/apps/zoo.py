@@ -23,13 +23,16 @@ from ultralytics.utils import LOGGER
 from ultralytics.utils.torch_utils import model_info
 
 from ..integration.yaml_lookup import cfg_dir
+from ..nn.rpe_attention import attention_gflops
 from ..nn.saconv import saconv_gflops
 from .arguments import key_value_to_options
 from .command_errors import CommandParser, command
 from .preflight import load_model
 
 # What each plugin YAML stands in for: the stock YAML name is the plugin name with its plugin part removed.
-_PLUGIN_PART = re.compile(r"-(fasternet|c2f-faster|c3k2-faster|saconv|timm-[^-/]+?(-pretrained)?(?=\.ya?ml$))")
+_PLUGIN_PART = re.compile(
+    r"-(fasternet|partialnet|spconv|c2f-faster|c3k2-faster|saconv|timm-[^-/]+?(-pretrained)?(?=\.ya?ml$))"
+)
 
 
 def scaled_name(yaml_name: str, scale: str) -> str:
@@ -64,7 +67,8 @@ def build(name: str, imgsz: int) -> tuple[torch.nn.Module, Row]:
         layers, params, _, gflops = model_info(model, verbose=True, imgsz=imgsz)
     finally:
         LOGGER.setLevel(level)
-    row = Row(name[:-5], layers, params, gflops + saconv_gflops(model, imgsz))  # THOP misses functional convs
+    # THOP misses SAConv's functional convolutions and PartialNet's attention products
+    row = Row(name[:-5], layers, params, gflops + saconv_gflops(model, imgsz) + attention_gflops(model, imgsz))
     model.fuse(verbose=False).eval()
     return model, row
 

@@ -33,6 +33,7 @@ from .legacy_paths import legacy_safe_globals
 from .missing_plugin import record_plugin_distributions
 from .parse_model_patch import RULES_NAME, RegistrationError, patched_parse_model, special_names
 from .registry import CHECKPOINT_CLASSES, PLUGIN_MODULES, PluginModule
+from .stage_settings import apply_drop_path_rate, stage_settings
 from .yaml_backbone_weights import install as install_yaml_backbone_weights
 from .yaml_lookup import bundled_yaml, cfg_dir, check_min_ultralytics
 
@@ -53,7 +54,7 @@ def is_registered() -> bool:
 
 
 def _parse_model_with_context(scaled_parse_model, namespace: dict, version: str):
-    """Wrap the recompiled parse_model: minimum version, per-scale FasterNet activation, errors naming the bad layer."""
+    """Wrap the recompiled parse_model: minimum version, per-scale stage settings, errors naming the bad layer."""
 
     @functools.wraps(scaled_parse_model)
     def parse_model(d, ch, verbose=True):
@@ -62,9 +63,9 @@ def _parse_model_with_context(scaled_parse_model, namespace: dict, version: str)
 
             return tasks.parse_model(d, ch, verbose)
         check_min_ultralytics(d, version)
-        with model_activation(d):
+        with model_activation(d), stage_settings(d) as staged:
             try:
-                model, save = scaled_parse_model(d, ch, verbose)
+                model, save = scaled_parse_model(staged, ch, verbose)
             except _CONFIG_ERRORS as e:
                 if isinstance(e, ModelYamlError):
                     raise
@@ -72,6 +73,7 @@ def _parse_model_with_context(scaled_parse_model, namespace: dict, version: str)
                 if err is None:
                     raise
                 raise err from e
+        apply_drop_path_rate(d, model)
         record_plugin_distributions(model, registered_modules())
         return model, save
 

@@ -15,11 +15,17 @@ from dataclasses import dataclass
 from torch import nn
 
 from ..nn.c2f_faster import C2f_Faster
+from ..nn.c2f_spconv import C2f_SPConv
 from ..nn.c3k2_faster import C3k2_Faster, C3k_Faster
+from ..nn.c3k2_spconv import C3k2_SPConv, C3k_SPConv
 from ..nn.fasternet_block import DropPath, FasterNetBlock
+from ..nn.partialnet_block import PartialNetBlock
 from ..nn.patch_layers import PatchEmbed, PatchMerging
+from ..nn.patconv import PATConv
 from ..nn.pconv import PConv
+from ..nn.rpe_attention import LayerNorm2d, RPEAttention
 from ..nn.saconv import SAConv
+from ..nn.spconv import SPConv
 from ..nn.timm_backbone import FeatureIndex, TimmBackbone
 
 # Ultralytics releases this table was checked against (the test suite runs on both ends of the range).
@@ -50,6 +56,12 @@ PLUGIN_MODULES = (
     PluginModule(C3k2_Faster, like="C3k2"),
     PluginModule(C3k_Faster, like="C3"),
     PluginModule(SAConv, like="Conv"),
+    PluginModule(SPConv, like="Conv"),
+    PluginModule(C2f_SPConv, like="C2f"),
+    PluginModule(C3k2_SPConv, like="C3k2"),
+    PluginModule(C3k_SPConv, like="C3"),
+    PluginModule(PATConv, like="Conv"),
+    PluginModule(PartialNetBlock, like="Conv"),
     # HGStem's rule (c2 = 2nd YAML arg, unscaled; args (c1, arg0, arg1, ...)) is the TorchVision/Index bookkeeping,
     # and unlike TorchVision it exists in 8.3.0 too
     PluginModule(TimmBackbone, like="HGStem"),
@@ -57,4 +69,4 @@ PLUGIN_MODULES = (
 )
 
 # Every class a pickled plugin model can reference; allow-listed for ULTRALYTICS_SAFE_LOAD=1 loading.
-CHECKPOINT_CLASSES = tuple(entry.cls for entry in PLUGIN_MODULES) + (DropPath,)
+CHECKPOINT_CLASSES = tuple(entry.cls for entry in PLUGIN_MODULES) + (DropPath, RPEAttention, LayerNorm2d)

@@ -32,6 +32,18 @@ class C3k_Faster(C3):  # noqa: N801 - follows Ultralytics' C3k spelling
         self.m = nn.Sequential(*(faster_block(c_, shortcut) for _ in range(n)))
 
 
+def c3k2_inner_blocks(c: int, n: int, c3k: bool, attn: bool, shortcut: bool, block, csp) -> nn.ModuleList:
+    """C3k2's ``n`` inner blocks on ``c`` channels: ``block(c, shortcut)``, CSP block ``csp`` (c3k), or block + PSA."""
+    return nn.ModuleList(
+        nn.Sequential(block(c, shortcut), PSABlock(c, attn_ratio=0.5, num_heads=max(c // 64, 1)))
+        if attn
+        else csp(c, c, 2, shortcut)
+        if c3k
+        else block(c, shortcut)
+        for _ in range(n)
+    )
+
+
 class C3k2_Faster(ChannelsLastInference, C2f):  # noqa: N801 - the YAML name follows Ultralytics' C3k2 spelling
     """C3k2 whose inner blocks are FasterNet blocks (or C3k_Faster, or FasterNet block + PSA attention).
 
@@ -67,16 +79,7 @@ class C3k2_Faster(ChannelsLastInference, C2f):  # noqa: N801 - the YAML name fol
     ):
         check_csp_args("C3k2_Faster", c1, c2, n, g, e)
         super().__init__(c1, c2, n, shortcut, g, e)
-        self.m = nn.ModuleList(
-            nn.Sequential(
-                faster_block(self.c, shortcut), PSABlock(self.c, attn_ratio=0.5, num_heads=max(self.c // 64, 1))
-            )
-            if attn
-            else C3k_Faster(self.c, self.c, 2, shortcut)
-            if c3k
-            else faster_block(self.c, shortcut)
-            for _ in range(n)
-        )
+        self.m = c3k2_inner_blocks(self.c, n, c3k, attn, shortcut, faster_block, C3k_Faster)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """C2f's forward, in the inference layout once fused (see ``inference_layout``)."""

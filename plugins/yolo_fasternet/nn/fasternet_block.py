@@ -48,7 +48,8 @@ class FasterNetBlock(ChannelsLastInference, nn.Module):
         n_div (int): PConv convolves ``c1 // n_div`` channels.
         mlp_ratio (float): Hidden width of the MLP as a multiple of ``c1``.
         act (str | nn.Module | None): ``gelu``, ``relu`` or ``silu``; None takes the model's ``fasternet_act``.
-        drop_path (float): Stochastic-depth probability of the residual branch.
+        drop_path (float | None): Stochastic-depth probability of the residual branch; None: from the model's
+            ``drop_path_rate`` schedule (linear over the backbone's blocks, as the official configs), else 0.
         layer_scale (float): Initial value of a learnable per-channel scale on the branch; 0 disables it.
         shortcut (bool): Add the residual (the paper's block always does; C2f_Faster passes its own flag).
         pconv_mode (str): PConv forward mode, see ``PConv``.
@@ -65,7 +66,7 @@ class FasterNetBlock(ChannelsLastInference, nn.Module):
         n_div: int = 4,
         mlp_ratio: float = 2.0,
         act: str | nn.Module | None = None,
-        drop_path: float = 0.0,
+        drop_path: float | None = None,
         layer_scale: float = 0.0,
         shortcut: bool = True,
         pconv_mode: str = "split_cat",
@@ -78,7 +79,7 @@ class FasterNetBlock(ChannelsLastInference, nn.Module):
             raise ValueError(f"FasterNetBlock residual needs c1 == c2, got c1={c1}, c2={c2}")
         if not _is_number(mlp_ratio) or mlp_ratio <= 0:
             raise ValueError(f"FasterNetBlock mlp_ratio must be a positive number, got mlp_ratio={mlp_ratio!r}")
-        if not _is_number(drop_path) or not 0.0 <= drop_path < 1.0:
+        if drop_path is not None and (not _is_number(drop_path) or not 0.0 <= drop_path < 1.0):
             raise ValueError(f"FasterNetBlock drop_path must be a number in [0, 1), got drop_path={drop_path!r}")
         if not _is_number(layer_scale) or layer_scale < 0:
             raise ValueError(f"FasterNetBlock layer_scale must be a number >= 0, got layer_scale={layer_scale!r}")
@@ -88,7 +89,8 @@ class FasterNetBlock(ChannelsLastInference, nn.Module):
         self.expand = Conv(c1, hidden, 1, act=make_activation(act))
         self.project = nn.Conv2d(hidden, c2, 1, bias=False)
         self.layer_scale = nn.Parameter(torch.full((c2, 1, 1), float(layer_scale))) if layer_scale > 0 else None
-        self.drop_path = DropPath(drop_path)
+        self.drop_path_given = drop_path is not None  # a YAML value wins over the model's drop_path_rate schedule
+        self.drop_path = DropPath(drop_path or 0.0)
 
     def switch_to_deploy(self, channels_last: bool = True) -> None:
         """Inference form: layer scale folded into the projection, channels-last activations on CPU."""

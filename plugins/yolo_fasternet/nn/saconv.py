@@ -7,6 +7,8 @@ from torch import nn
 from torch.nn import functional
 from ultralytics.nn.modules import Conv
 
+from .flop_count import hooked_gflops
+
 EPS = 1e-5  # weight standardisation: keeps the division finite for an all-constant filter
 
 
@@ -115,19 +117,9 @@ def saconv_gflops(model: nn.Module, imgsz: int) -> float:
 
     Ultralytics' ``get_flops`` counts modules; SAConv's main work is two ``functional.conv2d`` calls. Add this to it.
     """
-    total, hooks = [0.0], []
 
-    def hook(m, inp, out):
+    def flops(m, inp, out):
         c2, c1, k, _ = m.weight.shape
-        total[0] += 2 * 2 * c1 * c2 * k * k * out.shape[-1] * out.shape[-2]  # 2 branches, 2 FLOPs per MAC
+        return 2 * 2 * c1 * c2 * k * k * out.shape[-1] * out.shape[-2]  # 2 branches, 2 FLOPs per MAC
 
-    hooks = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, SAConv)]
-    if not hooks:
-        return 0.0
-    try:
-        with torch.inference_mode():
-            model(torch.zeros(1, 3, imgsz, imgsz, device=next(model.parameters()).device))
-    finally:
-        for h in hooks:
-            h.remove()
-    return total[0] / 1e9
+    return hooked_gflops(model, imgsz, SAConv, flops)
