@@ -12,7 +12,7 @@ import math
 
 import pytest
 import torch
-from test_spconv import _bn, assert_close_to_magnitude
+from test_spconv import _bn
 from torch import nn
 from torch.nn import functional
 from ultralytics.nn import tasks
@@ -23,7 +23,7 @@ from yolo_fasternet.integration.inference_form import fused_copy
 from yolo_fasternet.nn import PartialNetBlock, PATConv, RPEAttention, SpatialAttentionTail
 from yolo_fasternet.nn.rpe_attention import euclidean_buckets
 
-from conftest import randomize_batchnorm
+from conftest import assert_close_to_magnitude, randomize_batchnorm
 
 SCALES = "nsmlx"
 
@@ -133,7 +133,7 @@ def _compare(module: nn.Module, reference, x: torch.Tensor, training: bool, rel:
         torch.manual_seed(123)
         expected = reference(module, x, training)
     # same float32 arithmetic in another order (and softmax/attention sums over up to L terms): 1e-5 of the magnitude
-    assert_close_to_magnitude(actual, expected, rel)
+    assert_close_to_magnitude(actual, expected, atol=rel, rel=rel)
 
 
 def test_euclidean_buckets_match_irpe_piecewise_index():
@@ -174,7 +174,9 @@ def test_fused_block_folds_the_bns_and_keeps_outputs(attn, spatial_mlp):
     fused = fused_copy(m.eval())
     assert not [n for n, b in fused.named_modules() if isinstance(b, nn.BatchNorm2d)]
     with torch.no_grad():
-        assert_close_to_magnitude(fused(x), m(x), 1e-4)  # folded weights round differently: 1e-4 of the magnitude
+        assert_close_to_magnitude(
+            fused(x), m(x), atol=1e-4, rel=1e-4
+        )  # folded weights round differently: 1e-4 of the magnitude
 
 
 def test_self_attention_runs_at_any_map_size_and_has_gradients():
@@ -215,7 +217,7 @@ def test_channel_attention_trains_on_a_single_sample_with_running_statistics():
         m.train()
         got = m.attn(x[:, 8:])
     assert torch.equal(m.attn.bn.running_mean, before)
-    assert_close_to_magnitude(m.norm.eval()(got), expected, 1e-6)
+    assert_close_to_magnitude(m.norm.eval()(got), expected, atol=1e-6, rel=1e-6)
 
 
 def test_channel_attention_on_a_single_pixel_is_a_one_line_error():

@@ -3,8 +3,8 @@
 ``quick``: ranks accuracy on a laptop CPU. The hard mode of the synthetic dataset (six classes, clutter, occlusion,
 small and large objects; generated, deterministic, cached) and a from-scratch recipe aimed at the baseline yolov8n
 reaching mAP50-95 >= 0.30, with the yolov8n family x 2 seeds finishing within 30 minutes on a 2-core CPU, two runs
-at a time (Ultralytics trains on ``cpu_count - 1`` threads, i.e. one thread per run on two cores). See the README's
-"Backbone ablations" for what was measured.
+at a time (Ultralytics trains on ``cpu_count - 1`` threads, i.e. one thread per run on two cores). See
+docs/ablations.md for what was measured.
 Every value is an ordinary command-line argument: any argument given explicitly wins over the preset's.
 """
 
@@ -43,7 +43,7 @@ PRESETS = {
         # to yolov8n": the backbone (fasternet) and the neck blocks (c2f-faster). Three models, not the seven of
         # DEFAULT_MODELS: the baseline needs ~45-50 epochs to pass mAP50-95 0.30 (45 epochs gave 0.293 and 0.317 for
         # seeds 0 and 1; 50 give 0.333 and 0.360), and 3 models x 2 seeds x 50 epochs is what fits in 30 minutes on
-        # two cores (the committed run, docs/ablation/: 22 min 20 s); other models go by --models (see README).
+        # two cores (the committed run, docs/ablation/: 22 min 20 s); other models go by --models (docs/ablations.md).
         models=("yolov8n.yaml", "yolov8n-fasternet.yaml", "yolov8n-c2f-faster.yaml"),
         seeds=(0, 1),
         epochs=50,
