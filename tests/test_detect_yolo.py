@@ -396,7 +396,7 @@ def test_a_failing_camera_ends_the_stream_with_its_error():
 
 @pytest.mark.slow
 def test_benchmark_prints_every_runtime_and_the_ratios(tmp_path):
-    runtimes = ["pytorch", "onnx", "openvino", "openvino-int8"]
+    runtimes = ["auto", "pytorch", "onnx", "openvino", "openvino-int8"]
     argv = ["--pairs", "yolov8n-fasternet:yolov8n", "--runtimes", *runtimes, "--imgsz", "64", "--frames", "8"]
     proc = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / "detect_fps.py"), *argv, "--rounds", "1"],
@@ -413,3 +413,6 @@ def test_benchmark_prints_every_runtime_and_the_ratios(tmp_path):
         assert re.search(rf"^\| 64 \| {runtime} \| [\d.]+x \|$", proc.stdout, re.M), proc.stdout
     assert re.search(r"^\| 64 \| openvino-int8 / openvino \| [\d.]+x \| [\d.]+x \|$", proc.stdout, re.M), proc.stdout
     assert re.search(r"^- 64 px yolov8n-fasternet: \S+ [\d.]+ FPS, [\d.]+x PyTorch FP32$", proc.stdout, re.M)
+    for model in ("yolov8n-fasternet", "yolov8n"):  # detect's defaults: the runtime it chose, export time, the ratio
+        row = rf"^\| 64 \| {model} \| (torch|openvino f32|onnx) \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+x \|$"
+        assert re.search(row, proc.stdout, re.M), proc.stdout
