@@ -31,6 +31,7 @@ import argparse
 import contextlib
 import io
 import logging
+import os
 import shutil
 import statistics
 import sys
@@ -85,23 +86,43 @@ RUNTIMES = {  # runtime -> (Ultralytics export format or None for the .pt, INT8)
 
 
 @contextlib.contextmanager
-def openvino_precision(runtime: str):
-    """For ``openvino-f32``, make every OpenVINO compile in this process use f32 (as ``yolo predict`` cannot ask)."""
-    if runtime != "openvino-f32":
+def forced_openvino_precision(precision: str | None):
+    """Make every OpenVINO compile in this process use ``precision`` (``yolo predict``/``val`` cannot ask for one)."""
+    if precision is None:
         yield
         return
     import openvino as ov
 
     original = ov.Core.compile_model
 
-    def compile_f32(self, model, device_name=None, config=None, **kwargs):
-        return original(self, model, device_name, {**(config or {}), "INFERENCE_PRECISION_HINT": "f32"}, **kwargs)
+    def compile_at(self, model, device_name=None, config=None, **kwargs):
+        return original(self, model, device_name, {**(config or {}), "INFERENCE_PRECISION_HINT": precision}, **kwargs)
 
-    ov.Core.compile_model = compile_f32
+    ov.Core.compile_model = compile_at
     try:
         yield
     finally:
         ov.Core.compile_model = original
+
+
+def openvino_precision(runtime: str):
+    """For ``openvino-f32``, compile every OpenVINO model for f32; other runtimes as they are."""
+    return forced_openvino_precision("f32" if runtime == "openvino-f32" else None)
+
+
+def cpu_description() -> str:
+    """The CPU model and the flags that decide OpenVINO's precision and speed (from /proc/cpuinfo on Linux)."""
+    import platform
+
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or "unknown CPU"
+    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "?")
+    flags = next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
+    wanted = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
+    have = [f for f in wanted if f in flags]
+    return f"{model}, {os.cpu_count()} CPUs, flags: {' '.join(have) or 'none of ' + ' '.join(wanted)}"
 
 
 def openvino_default_precision() -> str:
@@ -225,6 +246,7 @@ def main(argv: list[str] | None = None) -> None:
             f"detect_fps: {args.frames} frames of a {size} video per run, {args.rounds} alternating rounds, CPU, "
             f"--threads {args.threads}; Ultralytics {ultralytics.__version__}, torch {torch.__version__}; OpenVINO's "
             f"CPU default precision here: {openvino_default_precision()} (the 'openvino' rows)\n"
+            f"CPU: {cpu_description()}\n"
         )
         print("| imgsz | runtime | model | FPS | threads | inference p50 ms | latency p50 ms |")
         print("|---|---|---|---|---|---|---|")
