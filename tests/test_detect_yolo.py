@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from yolo_fasternet.apps import detect as detect_yolo
+from yolo_fasternet.apps import runtime_choice
 from yolo_fasternet.apps.live_capture import LatestFrameCapture
 from yolo_fasternet.apps.video_source import SourceError, parse_source
 from yolo_fasternet.cli import main as cli_main
@@ -174,8 +175,8 @@ class SlowModel:
 def test_live_source_drops_stale_frames_and_latency_stays_bounded(tmp_path, capsys, no_display, monkeypatch):
     # --live plays the file back in real time at 100 FPS; the model manages at most 40 FPS, so frames must be dropped.
     # Read in order instead, the last frame would be shown about 1.5 s after it was captured.
-    load_model = detect_yolo.load_model
-    monkeypatch.setattr(detect_yolo, "load_model", lambda weights: SlowModel(load_model(weights), delay=0.025))
+    load_model = runtime_choice.load_model  # where detect loads its model
+    monkeypatch.setattr(runtime_choice, "load_model", lambda weights: SlowModel(load_model(weights), delay=0.025))
     video = write_video(tmp_path / "fast.mp4", frames=100, fps=100)
     out = tmp_path / "out"
     assert detect_command([*TINY, "--source", str(video), "--live", "--save", "--output", str(out)]) == 0
