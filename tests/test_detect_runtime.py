@@ -6,6 +6,7 @@ import contextlib
 import io
 import json
 import re
+import shutil
 import time
 from pathlib import Path
 
@@ -142,6 +143,26 @@ def test_a_slow_candidate_loses_to_pytorch_and_the_summary_says_so(auto_cache, t
     chosen, fps = runtime_line(out)
     assert chosen == "torch" and len(fps) > 1 and fps["torch"] == max(fps.values()), out
     assert "torch, the fastest measured" in out
+
+
+def test_auto_considers_the_int8_model_quantize_made_and_says_so(auto_cache, trained, clip, tmp_path, capsys,
+                                                                  monkeypatch):  # fmt: skip
+    cache, _ = auto_cache
+    exported = next(cache.rglob("*_openvino_model"), None)
+    if exported is None:
+        pytest.skip("OpenVINO is not installed")
+    checkpoint = tmp_path / "best.pt"
+    checkpoint.write_bytes(trained.read_bytes())  # same content: its exports come from the cache
+    assert detect(checkpoint, clip, "--runtime", "openvino-int8") == 1  # asked for explicitly and missing
+    assert "--runtime openvino-int8: no INT8 model of" in one_line(capsys.readouterr().err)
+    # where quantize writes its INT8 model; an f32 OpenVINO model stands in for it (what is tested is the lookup)
+    shutil.copytree(exported, tmp_path / "best_int8_openvino_model", copy_function=shutil.copy)  # newer than best.pt
+    forbid_export(monkeypatch)
+    assert detect(checkpoint, clip, "--export-cache", str(cache)) == 0
+    out = capsys.readouterr().out
+    assert "openvino-int8" in runtime_line(out)[1] and "openvino-int8: yolo-fasternet quantize's INT8 model" in out
+    assert detect(checkpoint, clip, "--runtime", "openvino-int8") == 0
+    assert runtime_line(capsys.readouterr().out)[0] == "openvino-int8"
 
 
 def test_runtime_torch_never_exports(trained, clip, tmp_path, capsys, monkeypatch):

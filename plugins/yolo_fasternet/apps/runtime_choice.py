@@ -103,6 +103,7 @@ class RuntimeChooser:
         self.args, self.blank, self.predict_kwargs = args, blank, predict_kwargs
         self.warn = warn or (lambda text: print(text, file=sys.stderr, flush=True))
         self.failures: list[str] = []
+        self.skipped: list[str] = []  # candidates that exist but do not fit this run (a stale INT8 model)
         self.export_s = 0.0
 
     # --- loading ----------------------------------------------------------------------------------------------------
@@ -182,6 +183,8 @@ class RuntimeChooser:
         if problem:
             if required:
                 raise CommandError(f"--runtime openvino-int8: {problem}")
+            if folder.exists():  # there is one, but it does not fit: the summary says why it was not timed
+                self.skipped.append(f"openvino-int8 not used: {problem}")
             return None
         candidate = self.load_exported("openvino-int8", folder, task)
         candidate.note = "yolo-fasternet quantize's INT8 model"
@@ -275,7 +278,7 @@ class RuntimeChooser:
             self.tune(candidate, timed=True)
         chosen = max(everything, key=lambda c: c.fps)  # each keeps its own threads: timing one never resets another
         measured = ", ".join(f"{c.runtime} {c.fps:.1f}" for c in everything)
-        notes = "; ".join(f"{c.runtime}: {c.note}" for c in candidates)
+        notes = "; ".join([*(f"{c.runtime}: {c.note}" for c in candidates), *self.skipped])
         precision = f" {OPENVINO_PRECISION}" if chosen.runtime == "openvino" else ""
         line = f"{chosen.runtime}{precision}, the fastest measured (FPS: {measured})"
         if candidates:
