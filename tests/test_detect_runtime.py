@@ -19,7 +19,7 @@ from ultralytics.engine.model import Model
 from yolo_fasternet.apps import export_cache, runtime_choice
 from yolo_fasternet.apps.export_cache import ENTRY_FILE, ExportCache
 from yolo_fasternet.apps.inference_threads import backend_format, set_threads
-from yolo_fasternet.apps.runtime_choice import OPENVINO_PRECISION, RuntimeChooser, outputs_agree, raw_output
+from yolo_fasternet.apps.runtime_choice import EXPORT_PRECISION, RuntimeChooser, outputs_agree, raw_output
 from yolo_fasternet.apps.synthetic_data import make_synthetic_dataset
 from yolo_fasternet.cli import main as cli_main
 
@@ -114,8 +114,8 @@ def test_each_runtime_gives_pytorchs_outputs_on_the_same_frames(auto_cache, trai
         path = entry.parent / json.loads(entry.read_text())["model"]
         model = YOLO(str(path), task="detect")
         model.predict(frames[0], imgsz=IMGSZ, device="cpu", verbose=False)
-        if runtime == "openvino":  # what detect runs: compiled for f32 (OpenVINO's CPU default may be bf16)
-            set_threads(model, 1, path, precision=OPENVINO_PRECISION)
+        if runtime == "openvino":  # the export itself, at f32 (detect checks it so; it runs at the CPU default)
+            set_threads(model, 1, path, precision=EXPORT_PRECISION)
             compiled = model.predictor.model.__dict__.get("backend", model.predictor.model).ov_compiled_model
             import openvino as ov
 
@@ -163,6 +163,18 @@ def test_auto_considers_the_int8_model_quantize_made_and_says_so(auto_cache, tra
     assert "openvino-int8" in runtime_line(out)[1] and "openvino-int8: yolo-fasternet quantize's INT8 model" in out
     assert detect(checkpoint, clip, "--runtime", "openvino-int8") == 0
     assert runtime_line(capsys.readouterr().out)[0] == "openvino-int8"
+
+
+def test_runtime_openvino_runs_at_the_cpu_default_precision_and_names_it(auto_cache, trained, clip, capsys,
+                                                                          monkeypatch):  # fmt: skip
+    if not runtime_choice.installed("openvino"):
+        pytest.skip("OpenVINO is not installed")
+    import openvino as ov
+
+    default = ov.Core().get_property("CPU", "INFERENCE_PRECISION_HINT").to_string()  # bf16 with AMX/AVX512-BF16
+    forbid_export(monkeypatch)
+    assert detect(trained, clip, "--runtime", "openvino", "--export-cache", str(auto_cache[0])) == 0
+    assert f"  runtime: openvino {default} (cached export, export cache " in capsys.readouterr().out
 
 
 def test_runtime_torch_never_exports(trained, clip, tmp_path, capsys, monkeypatch):

@@ -100,6 +100,14 @@ def current_threads(model) -> int | None:
     return None
 
 
+def openvino_precision(model) -> str | None:
+    """The inference precision (``f32``, ``bf16``, ...) an OpenVINO model was compiled for; None for other formats."""
+    if backend_format(model) != "openvino" or (holder := _holder(model, "ov_compiled_model")) is None:
+        return None
+    precision = holder.ov_compiled_model.get_property("INFERENCE_PRECISION_HINT")
+    return precision.to_string() if hasattr(precision, "to_string") else str(precision)
+
+
 def thread_candidates(cores: int) -> list[int]:
     """The thread counts ``choose_threads`` times: every count up to 4, then half, all but one and all cores."""
     return sorted({n for n in (1, 2, 3, 4, cores // 2, cores - 1, cores) if 1 <= n <= cores})
