@@ -6,8 +6,11 @@
     python detect_yolo.py --weights yolov8n-fasternet.yaml --source clip.mp4 --max-frames 30   # smoke run
     python detect_yolo.py --weights best_int8_openvino_model --source 0        # an exported model (OpenVINO INT8)
 
-Exported models (ONNX, OpenVINO, TorchScript: whatever ``YOLO()`` loads) run like checkpoints. On a CPU the model's
-thread count is measured, not assumed (``--threads auto``): after the warm-up, 1..cores threads each run a few frames
+A trained ``.pt`` runs on the fastest runtime measured on this CPU (``--runtime auto``, the default; see
+``runtime_choice``): the first run exports it once to OpenVINO and ONNX Runtime where installed (kept in the export
+cache, ``export_cache``), times them and PyTorch on the warm-up frames and keeps the fastest; ``--runtime torch``
+never exports. On a GPU it runs in PyTorch. Exported models (ONNX, OpenVINO, TorchScript: whatever ``YOLO()`` loads)
+run as they are. On a CPU the model's thread count is measured, not assumed (``--threads auto``): after the warm-up, 1..cores threads each run a few frames
 of the full per-frame work next to the capture thread, and the fastest count is kept and printed in the summary.
 
 Live sources (a camera index or a stream URL, or a video file with --live) are read on their own thread and the
