@@ -10,8 +10,9 @@ A trained ``.pt`` runs on the fastest runtime measured on this CPU (``--runtime 
 ``runtime_choice``): the first run exports it once to OpenVINO and ONNX Runtime where installed (kept in the export
 cache, ``export_cache``), times them and PyTorch on the warm-up frames and keeps the fastest; ``--runtime torch``
 never exports. On a GPU it runs in PyTorch. Exported models (ONNX, OpenVINO, TorchScript: whatever ``YOLO()`` loads)
-run as they are. On a CPU the model's thread count is measured, not assumed (``--threads auto``): after the warm-up, 1..cores threads each run a few frames
-of the full per-frame work next to the capture thread, and the fastest count is kept and printed in the summary.
+run as they are. On a CPU the model's thread count is measured, not assumed (``--threads auto``): after the warm-up,
+1..cores threads each run a few frames of the full per-frame work next to the capture thread, and the fastest count
+is kept and printed in the summary.
 
 Live sources (a camera index or a stream URL, or a video file with --live) are read on their own thread and the
 model always takes the newest frame: when it is slower than the source, stale frames are dropped and counted instead
