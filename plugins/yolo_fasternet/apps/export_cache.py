@@ -114,15 +114,18 @@ class ExportCache:
                     return folder / entry["model"]
         return None
 
-    def get(self, model, fmt: str, imgsz: int, precision: str, notice) -> Export:
+    def get(self, model, fmt: str, imgsz: int, precision: str, notice, exporting=None) -> Export:
         """The cached export, or a new one of ``model`` (the loaded checkpoint) built into the cache.
 
-        ``notice(text)`` is told, in one line each, about an entry being rebuilt and a cache that cannot be written.
-        Export failures propagate (the caller decides what a failed export means).
+        ``notice(text)`` is told, in one line each, about an entry being rebuilt and a cache that cannot be written;
+        ``exporting()``, if given, is called before an export starts. Export failures propagate (the caller decides
+        what a failed export means).
         """
         found = self.lookup(fmt, imgsz, precision)
         if found is not None:
             return Export(found, reused=True)
+        if exporting is not None:
+            exporting()
         root = self._writable_root(notice)
         target = self.entry_folder(fmt, imgsz, precision, root)
         if target.exists():

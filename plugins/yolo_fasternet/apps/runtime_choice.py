@@ -170,10 +170,11 @@ class RuntimeChooser:
         A cached export that does not load is rebuilt once. Raises on failure; the caller decides what that means.
         """
         imgsz, task = self.args.imgsz, torch_candidate.model.task
+        message = f"Exporting {self.args.weights} to {runtime} at imgsz {imgsz} (once: the export is cached)"
         for attempt in range(2):
-            if cache.lookup(runtime, imgsz, EXPORT_PRECISION) is None:
-                print(f"Exporting {self.args.weights} to {runtime} at imgsz {imgsz} (once: the export is cached)")
-            export = cache.get(torch_candidate.model, runtime, imgsz, EXPORT_PRECISION, self.warn)
+            export = cache.get(
+                torch_candidate.model, runtime, imgsz, EXPORT_PRECISION, self.warn, lambda: print(message, flush=True)
+            )
             self.export_s += export.seconds
             try:
                 candidate = self.load_exported(runtime, export.path, task)
