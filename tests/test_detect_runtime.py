@@ -215,6 +215,16 @@ def test_a_failing_export_falls_back_to_pytorch_with_one_warning(trained, clip, 
     assert not list((tmp_path / "cache").rglob(ENTRY_FILE))  # nothing half-made was kept
 
 
+def test_an_export_whose_outputs_disagree_is_not_used_and_not_kept(trained, clip, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(runtime_choice, "EXPORTED", ("onnx",))
+    monkeypatch.setattr(runtime_choice, "outputs_agree", lambda actual, expected: (False, 9.0))  # a broken export
+    assert detect(trained, clip, "--export-cache", str(tmp_path / "cache")) == 0
+    captured = capsys.readouterr()
+    assert "onnx: its f32 outputs differ from PyTorch's (9.0x the tolerance)" in one_line(captured.err)
+    assert runtime_line(captured.out)[0] == "torch"
+    assert not list((tmp_path / "cache").rglob(ENTRY_FILE))  # the next run exports and checks again
+
+
 def test_an_unwritable_cache_exports_into_a_temporary_folder(trained, clip, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(runtime_choice, "EXPORTED", ("onnx",))  # one real export is enough here
     blocker = tmp_path / "blocker"

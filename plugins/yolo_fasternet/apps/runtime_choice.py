@@ -11,12 +11,12 @@
 - ``torch`` runs the checkpoint in PyTorch and never exports; ``openvino`` and ``onnx`` export (or reuse the cache)
   and run that runtime without timing; ``openvino-int8`` runs ``quantize``'s INT8 model of the checkpoint.
 
-Precision: the exports are f32 models (``EXPORT_PRECISION``, part of the cache key). Before one is timed, its raw
-outputs on a fixed input, run at f32, are compared with PyTorch's (``outputs_agree``): an export that disagrees is not
-used. OpenVINO then runs at its CPU default precision (bf16 on CPUs with AMX or AVX512-BF16, f32 elsewhere), a stated
-choice: on the quick preset's checkpoint it cost no mAP50-95 on held-out images (-0.07 points, within the 0.5 allowed;
-``benchmarks/openvino_precision.py``) and it is what makes OpenVINO faster than PyTorch on those CPUs. The summary
-names the precision that ran (``openvino bf16``); ``--runtime torch`` gives PyTorch's f32 outputs exactly.
+Precision: the exports are f32 models (``EXPORT_PRECISION``, part of the cache key). When one is made, its raw outputs
+on a fixed input, run at f32, are compared with PyTorch's (``outputs_agree``): an export that disagrees is not used
+and not kept. OpenVINO then runs at its CPU default precision (bf16 on CPUs with AMX or AVX512-BF16, f32 elsewhere), a
+stated choice: on the quick preset's checkpoint it cost no mAP50-95 on held-out images (-0.07 points, within the 0.5
+allowed; ``benchmarks/openvino_precision.py``) and it is what makes OpenVINO faster than PyTorch on those CPUs. The
+summary names the precision that ran (``openvino bf16``); ``--runtime torch`` gives PyTorch's f32 outputs exactly.
 
 Never worse than PyTorch: without the runtimes installed ``auto`` says so in one notice line and runs PyTorch; an
 export, load or compile that fails, or outputs that disagree, drop that candidate with one warning line for all of
@@ -167,7 +167,8 @@ class RuntimeChooser:
     def exported(self, cache: ExportCache, torch_candidate: Candidate, runtime: str, reference) -> Candidate:
         """``runtime``'s export of the checkpoint (cached or built now), loaded and checked against PyTorch.
 
-        A cached export that does not load is rebuilt once. Raises on failure; the caller decides what that means.
+        A new export is checked against PyTorch (and dropped from the cache if it disagrees); a cached export that
+        does not load is rebuilt once. Raises on failure; the caller decides what that means.
         """
         imgsz, task = self.args.imgsz, torch_candidate.model.task
         message = f"Exporting {self.args.weights} to {runtime} at imgsz {imgsz} (once: the export is cached)"
@@ -185,7 +186,12 @@ class RuntimeChooser:
                 self.warn(f"cached {runtime} export {export.path} does not load; rebuilding it")
                 cache.discard(runtime, imgsz, EXPORT_PRECISION)
         candidate.note = "cached export" if export.reused else f"exported in {export.seconds:.1f} s"
-        self.check_outputs(candidate, reference)
+        if not export.reused:  # a cached entry passed this check when it was built, and its bytes are verified
+            try:
+                self.check_outputs(candidate, reference)
+            except RuntimeError:
+                cache.discard(runtime, imgsz, EXPORT_PRECISION)  # never reused unchecked
+                raise
         return candidate
 
     def quantized(self, task: str, required: bool) -> Candidate | None:
