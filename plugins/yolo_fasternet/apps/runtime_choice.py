@@ -278,7 +278,7 @@ class RuntimeChooser:
             return Choice(base, "torch (no export runtime installed)", candidates=[base])
         x = torch.rand(1, 3, args.imgsz, args.imgsz, generator=torch.Generator().manual_seed(0))
         reference = (x, raw_output(base.model, x))
-        cache = ExportCache(args.weights, args.export_cache)
+        cache = ExportCache(base.model.ckpt_path or args.weights, args.export_cache)  # where YOLO() found the file
         candidates = []
         for name in (r for r in wanted if r not in missing):
             try:
