@@ -182,7 +182,7 @@ class ExportCache:
         original = getattr(network, "pt_path", None)
         network.pt_path = str(folder / self.checkpoint.name)
         threads, level = torch.get_num_threads(), LOGGER.level
-        LOGGER.setLevel(logging.ERROR)
+        LOGGER.setLevel(logging.CRITICAL)  # its progress, and its own "export failure" line: the caller reports one
         try:
             with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # torch.jit.trace deprecation and tracer warnings: not the user's
