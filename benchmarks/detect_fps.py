@@ -6,7 +6,11 @@ decode, the Ultralytics predictor (preprocess, inference, NMS), drawing boxes an
 after the script's own warm-up and its thread choice (``--threads auto``: the fastest measured count). The FPS printed
 is the median over rounds of each run's mean FPS; the p50 columns pool the frames of all rounds.
 
-Runtimes: ``pytorch`` (the fused model, as ``yolo predict`` runs a .pt), ``onnx`` (ONNX Runtime), ``openvino`` (at
+Runtimes: ``auto`` (what a user gets: ``detect`` with its default options on the .pt, which exports it once to
+the installed runtimes, times them and PyTorch and runs the fastest; the first run of a model starts with an empty
+export cache and is reported on its own row, ``auto-first``, with its export time; the rounds after it reuse the cache),
+``pytorch`` (``--runtime torch``: the fused model, as ``yolo predict`` runs a .pt, and ``detect``'s default before
+``--runtime``), ``onnx`` (ONNX Runtime), ``openvino`` (at
 OpenVINO's CPU default precision, which is bf16 on CPUs with AMX or AVX512-BF16: the header says which),
 ``openvino-f32`` (the same model compiled for f32), and the INT8 forms ``openvino-int8`` (NNCF) and ``onnx-int8``
 (ONNX Runtime static quantization), exported through Ultralytics (``yolo export ... quantize=8``) and calibrated on
@@ -27,10 +31,12 @@ import argparse
 import contextlib
 import io
 import logging
+import os
 import shutil
 import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import cv2
@@ -69,6 +75,7 @@ def make_video(path: Path, frames: int, size: tuple[int, int] = (640, 480), fps:
 
 
 RUNTIMES = {  # runtime -> (Ultralytics export format or None for the .pt, INT8)
+    "auto": (None, False),  # the .pt with detect's default --runtime auto (rows auto-first and auto)
     "pytorch": (None, False),
     "onnx": ("onnx", False),
     "openvino": ("openvino", False),  # at OpenVINO's CPU default precision: bf16 where the CPU has AMX/AVX512-BF16
@@ -79,23 +86,43 @@ RUNTIMES = {  # runtime -> (Ultralytics export format or None for the .pt, INT8)
 
 
 @contextlib.contextmanager
-def openvino_precision(runtime: str):
-    """For ``openvino-f32``, make every OpenVINO compile in this process use f32 (as ``yolo predict`` cannot ask)."""
-    if runtime != "openvino-f32":
+def forced_openvino_precision(precision: str | None):
+    """Make every OpenVINO compile in this process use ``precision`` (``yolo predict``/``val`` cannot ask for one)."""
+    if precision is None:
         yield
         return
     import openvino as ov
 
     original = ov.Core.compile_model
 
-    def compile_f32(self, model, device_name=None, config=None, **kwargs):
-        return original(self, model, device_name, {**(config or {}), "INFERENCE_PRECISION_HINT": "f32"}, **kwargs)
+    def compile_at(self, model, device_name=None, config=None, **kwargs):
+        return original(self, model, device_name, {**(config or {}), "INFERENCE_PRECISION_HINT": precision}, **kwargs)
 
-    ov.Core.compile_model = compile_f32
+    ov.Core.compile_model = compile_at
     try:
         yield
     finally:
         ov.Core.compile_model = original
+
+
+def openvino_precision(runtime: str):
+    """For ``openvino-f32``, compile every OpenVINO model for f32; other runtimes as they are."""
+    return forced_openvino_precision("f32" if runtime == "openvino-f32" else None)
+
+
+def cpu_description() -> str:
+    """The CPU model and the flags that decide OpenVINO's precision and speed (from /proc/cpuinfo on Linux)."""
+    import platform
+
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or "unknown CPU"
+    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "?")
+    flags = next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
+    wanted = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
+    have = [f for f in wanted if f in flags]
+    return f"{model}, {os.cpu_count()} CPUs, flags: {' '.join(have) or 'none of ' + ' '.join(wanted)}"
 
 
 def openvino_default_precision() -> str:
@@ -143,14 +170,40 @@ def prepare(model: str, runtime: str, imgsz: int, folder: Path, data: str) -> st
     return str(exported)
 
 
-def measure(weights: str, video: Path, imgsz: int, frames: int, threads: str):
-    """One run of the detection pipeline; returns its ``Summary``. Its console output is swallowed."""
-    args = detect_yolo.parse_args(
-        ["--weights", weights, "--source", str(video), "--imgsz", str(imgsz), "--device", "cpu", "--threads", threads]
-        + ["--no-show", "--max-frames", str(frames)]
-    )
+def measure(weights: str, video: Path, imgsz: int, frames: int, threads: str, runtime: str, cache: Path):
+    """One run of the detection pipeline; returns its ``Summary`` and its wall time in seconds (set-up included).
+
+    ``auto`` runs the .pt with detect's default ``--runtime auto`` and its exports kept in ``cache``; ``pytorch``
+    runs it with ``--runtime torch``; exported models run as they are. Console output is swallowed.
+    """
+    argv = ["--weights", weights, "--source", str(video), "--imgsz", str(imgsz), "--device", "cpu"]
+    argv += ["--threads", threads, "--no-show", "--max-frames", str(frames), "--export-cache", str(cache)]
+    if runtime == "pytorch":
+        argv += ["--runtime", "torch"]
+    args = detect_yolo.parse_args(argv)
+    start = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        return detect_yolo.run(args)
+        summary = detect_yolo.run(args)
+    return summary, time.perf_counter() - start
+
+
+def print_default_rows(sizes, models, fps, first_runs, cached_runs, with_pytorch: bool) -> None:
+    """What ``detect`` with default options gives on a .pt: the first run (export included) and cached runs."""
+    print("\nWhat a user gets: detect's defaults (--runtime auto) on a .pt, first run and cached runs:\n")
+    head = "| imgsz | model | chosen | first run: export s | first run: start-up s | first run FPS "
+    head += "| cached: start-up s | cached FPS |" + (" cached FPS / --runtime torch FPS |" if with_pytorch else "")
+    print(head)
+    print("|---" * (head.count("|") - 1) + "|")
+    for imgsz in sizes:
+        for m in models:
+            (first, first_wall), cached = first_runs[imgsz][m], cached_runs[imgsz][m]
+            chosen = cached[-1][0].runtime.split(",")[0].split(" (")[0]
+            startup = statistics.median(wall - s.elapsed_s for s, wall in cached)
+            row = f"| {imgsz} | {m} | {chosen} | {first.export_s:.1f} | {first_wall - first.elapsed_s:.1f} "
+            row += f"| {first.fps:.2f} | {startup:.1f} | {fps[imgsz, m, 'auto']:.2f} |"
+            if with_pytorch:
+                row += f" {fps[imgsz, m, 'auto'] / fps[imgsz, m, 'pytorch']:.2f}x |"
+            print(row)
 
 
 def parse_pairs(text: list[str]) -> list[tuple[str, str]]:
@@ -193,17 +246,26 @@ def main(argv: list[str] | None = None) -> None:
             f"detect_fps: {args.frames} frames of a {size} video per run, {args.rounds} alternating rounds, CPU, "
             f"--threads {args.threads}; Ultralytics {ultralytics.__version__}, torch {torch.__version__}; OpenVINO's "
             f"CPU default precision here: {openvino_default_precision()} (the 'openvino' rows)\n"
+            f"CPU: {cpu_description()}\n"
         )
         print("| imgsz | runtime | model | FPS | threads | inference p50 ms | latency p50 ms |")
         print("|---|---|---|---|---|---|---|")
-        fps = {}
+        fps, first_runs, cached_runs = {}, {}, {}
         for imgsz in args.imgsz:
             weights = {(m, r): prepare(m, r, imgsz, folder, data) for r in args.runtimes for m in models}
+            cache = folder / f"export-cache-{imgsz}"
+            first_runs[imgsz] = {  # auto on an empty cache: export included
+                m: measure(w, video, imgsz, args.frames, args.threads, r, cache)
+                for (m, r), w in weights.items()
+                if r == "auto"
+            }
             runs = {key: [] for key in weights}
             for _ in range(args.rounds):
                 for key, w in weights.items():
                     with openvino_precision(key[1]):
-                        runs[key].append(measure(w, video, imgsz, args.frames, args.threads))
+                        runs[key].append(measure(w, video, imgsz, args.frames, args.threads, key[1], cache))
+            cached_runs[imgsz] = {m: timed for (m, r), timed in runs.items() if r == "auto"}
+            runs = {key: [summary for summary, _ in timed] for key, timed in runs.items()}
             for (model, runtime), summaries in runs.items():
                 fps[imgsz, model, runtime] = statistics.median(s.fps for s in summaries)
                 p50 = {k: np.median([t for s in summaries for t in s.times_ms[k]]) for k in ("inference", "latency")}
@@ -213,6 +275,8 @@ def main(argv: list[str] | None = None) -> None:
                     f"| {p50['inference']:.1f} | {p50['latency']:.1f} |"
                 )
             sys.stdout.flush()
+        if "auto" in args.runtimes:
+            print_default_rows(args.imgsz, models, fps, first_runs, cached_runs, "pytorch" in args.runtimes)
         print("\nFPS ratios (higher is better):\n")
         print("| imgsz | runtime | " + " | ".join(f"{m} / {s}" for m, s in pairs) + " |")
         print("|---|---|" + "---|" * len(pairs))

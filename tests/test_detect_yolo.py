@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from yolo_fasternet.apps import detect as detect_yolo
+from yolo_fasternet.apps import runtime_choice
 from yolo_fasternet.apps.live_capture import LatestFrameCapture
 from yolo_fasternet.apps.video_source import SourceError, parse_source
 from yolo_fasternet.cli import main as cli_main
@@ -174,8 +175,8 @@ class SlowModel:
 def test_live_source_drops_stale_frames_and_latency_stays_bounded(tmp_path, capsys, no_display, monkeypatch):
     # --live plays the file back in real time at 100 FPS; the model manages at most 40 FPS, so frames must be dropped.
     # Read in order instead, the last frame would be shown about 1.5 s after it was captured.
-    load_model = detect_yolo.load_model
-    monkeypatch.setattr(detect_yolo, "load_model", lambda weights: SlowModel(load_model(weights), delay=0.025))
+    load_model = runtime_choice.load_model  # where detect loads its model
+    monkeypatch.setattr(runtime_choice, "load_model", lambda weights: SlowModel(load_model(weights), delay=0.025))
     video = write_video(tmp_path / "fast.mp4", frames=100, fps=100)
     out = tmp_path / "out"
     assert detect_command([*TINY, "--source", str(video), "--live", "--save", "--output", str(out)]) == 0
@@ -396,7 +397,7 @@ def test_a_failing_camera_ends_the_stream_with_its_error():
 
 @pytest.mark.slow
 def test_benchmark_prints_every_runtime_and_the_ratios(tmp_path):
-    runtimes = ["pytorch", "onnx", "openvino", "openvino-int8"]
+    runtimes = ["auto", "pytorch", "onnx", "openvino", "openvino-int8"]
     argv = ["--pairs", "yolov8n-fasternet:yolov8n", "--runtimes", *runtimes, "--imgsz", "64", "--frames", "8"]
     proc = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / "detect_fps.py"), *argv, "--rounds", "1"],
@@ -413,3 +414,7 @@ def test_benchmark_prints_every_runtime_and_the_ratios(tmp_path):
         assert re.search(rf"^\| 64 \| {runtime} \| [\d.]+x \|$", proc.stdout, re.M), proc.stdout
     assert re.search(r"^\| 64 \| openvino-int8 / openvino \| [\d.]+x \| [\d.]+x \|$", proc.stdout, re.M), proc.stdout
     assert re.search(r"^- 64 px yolov8n-fasternet: \S+ [\d.]+ FPS, [\d.]+x PyTorch FP32$", proc.stdout, re.M)
+    for model in ("yolov8n-fasternet", "yolov8n"):  # detect's defaults: the runtime it chose, export time, the ratio
+        cells = r" \| [\d.]+" * 5
+        row = rf"^\| 64 \| {model} \| (torch|openvino \w+|onnx){cells} \| [\d.]+x \|$"
+        assert re.search(row, proc.stdout, re.M), proc.stdout

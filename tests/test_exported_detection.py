@@ -12,6 +12,7 @@ from ultralytics import YOLO
 
 from yolo_fasternet.apps import detect as detect_yolo
 from yolo_fasternet.apps.inference_threads import backend_format, current_threads, set_threads
+from yolo_fasternet.apps.runtime_choice import raw_output
 from yolo_fasternet.cli import main as cli_main
 
 from conftest import assert_close_to_magnitude
@@ -40,13 +41,6 @@ def exported(tmp_path_factory) -> dict[str, str]:
     for fmt in FORMATS:
         paths[FORMATS[fmt]] = str(YOLO(checkpoint).export(format=fmt, imgsz=IMGSZ, device="cpu"))
     return paths
-
-
-def raw_output(model, x: torch.Tensor) -> np.ndarray:
-    """The predictor's network output (before NMS) for ``x``, whatever the backend returns it as."""
-    out = model.predictor.model(x)
-    out = out[0] if isinstance(out, (list, tuple)) else out
-    return out.numpy() if isinstance(out, torch.Tensor) else np.asarray(out)
 
 
 @pytest.mark.parametrize("fmt", ["pytorch", *FORMATS.values()])

@@ -6,9 +6,13 @@
     python detect_yolo.py --weights yolov8n-fasternet.yaml --source clip.mp4 --max-frames 30   # smoke run
     python detect_yolo.py --weights best_int8_openvino_model --source 0        # an exported model (OpenVINO INT8)
 
-Exported models (ONNX, OpenVINO, TorchScript: whatever ``YOLO()`` loads) run like checkpoints. On a CPU the model's
-thread count is measured, not assumed (``--threads auto``): after the warm-up, 1..cores threads each run a few frames
-of the full per-frame work next to the capture thread, and the fastest count is kept and printed in the summary.
+A trained ``.pt`` runs on the fastest runtime measured on this CPU (``--runtime auto``, the default; see
+``runtime_choice``): the first run exports it once to OpenVINO and ONNX Runtime where installed (kept in the export
+cache, ``export_cache``), times them and PyTorch on the warm-up frames and keeps the fastest; ``--runtime torch``
+never exports. On a GPU it runs in PyTorch. Exported models (ONNX, OpenVINO, TorchScript: whatever ``YOLO()`` loads)
+run as they are. On a CPU the model's thread count is measured, not assumed (``--threads auto``): after the warm-up,
+1..cores threads each run a few frames of the full per-frame work next to the capture thread, and the fastest count
+is kept and printed in the summary.
 
 Live sources (a camera index or a stream URL, or a video file with --live) are read on their own thread and the
 model always takes the newest frame: when it is slower than the source, stale frames are dropped and counted instead
@@ -46,9 +50,11 @@ from ultralytics.utils.files import increment_path
 from ..error_text import first_line
 from .arguments import key_value_to_options
 from .command_errors import CommandError, CommandParser, command
-from .inference_threads import choose_threads, cpu_cores, set_threads, thread_candidates
+from .export_cache import CACHE_ENV
+from .inference_threads import cpu_cores
 from .live_capture import Frame, LatestFrameCapture
-from .preflight import check_device, check_output_folder, load_model
+from .preflight import check_device, check_output_folder
+from .runtime_choice import RUNTIMES, Choice, RuntimeChooser
 from .video_source import (
     DEFAULT_FPS,
     SourceError,
@@ -67,11 +73,12 @@ from .video_source import (
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
 EXIT_ERROR = 1  # a live source that failed after frames were processed; the summary is printed first
-WARMUP_RUNS = 2  # the first call builds the predictor and fuses the model, the second settles CPU kernels
 FIRST_FRAME_TIMEOUT_S = 15.0  # a camera can take a few seconds to start streaming
 LIVE_POLL_S = 0.05  # while waiting for a live frame, how often keys and Ctrl-C are looked at
 QUIT_KEYS = {ord("q"), ord("Q"), 27}  # 27: Esc
 FPS_SMOOTHING = 0.1  # weight of the newest frame interval in the on-screen FPS
+# Ultralytics rounds imgsz up to a multiple of the stride (32); above 8192 a frame's tensors alone exceed most memory.
+MIN_IMGSZ, MAX_IMGSZ = 32, 8192
 STAGES = ("preprocess", "inference", "postprocess")  # the keys of Ultralytics' Results.speed, in ms
 _END = object()
 
@@ -96,16 +103,38 @@ def build_parser() -> argparse.ArgumentParser:
         help="camera index, video file, image, folder of images, or stream URL (rtsp://, http://, ...) "
         "(default: %(default)s)",
     )
-    add("--imgsz", type=int, default=640, help="inference size in pixels (default: %(default)s)")
+    add(
+        "--imgsz",
+        type=int,
+        default=640,
+        help=f"inference size in pixels, {MIN_IMGSZ}..{MAX_IMGSZ} (default: %(default)s)",
+    )
     add("--conf", type=float, default=0.25, help="confidence threshold (default: %(default)s)")
     add("--iou", type=float, default=0.7, help="NMS IoU threshold (default: %(default)s)")
     add("--device", help="cpu, 0, cuda:1, mps, ... (default: GPU 0 if there is one, else cpu)")
     add("--half", action="store_true", help="FP16 inference where the device supports it (CUDA)")
     add(
+        "--runtime",
+        choices=RUNTIMES,
+        default="auto",
+        help="what runs a .pt checkpoint: 'auto' exports it once (cached) to OpenVINO and ONNX Runtime where "
+        "installed, times them and PyTorch on the warm-up frames and keeps the fastest (PyTorch on a GPU); 'torch' "
+        "never exports; "
+        "'openvino'/'onnx' use that export; 'openvino-int8' the INT8 model 'yolo-fasternet quantize' made "
+        "(default: %(default)s)",
+    )
+    add(
+        "--export-cache",
+        type=Path,
+        help=f"folder for the exports --runtime makes (default: ${CACHE_ENV}/exports, else "
+        "~/.cache/yolo-fasternet/exports; a temporary folder where it cannot be written)",
+    )
+    add(
         "--threads",
         default="auto",
-        help="CPU inference threads, or 'auto': time 1..cores threads on the warm-up frame next to the capture "
-        "thread and keep the fastest (default: %(default)s; Ultralytics alone uses cores - 1 for PyTorch)",
+        help="CPU inference threads (1..cores; more is lowered to the cores, with a notice), or 'auto': time "
+        "1..cores threads on the warm-up frame next to the capture thread and keep the fastest (default: "
+        "%(default)s; Ultralytics alone uses cores - 1 for PyTorch)",
     )
     add(
         "--show",
@@ -130,7 +159,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = build_parser()
     args = parser.parse_args(key_value_to_options(argv, parser))
     problems = [
-        (args.imgsz <= 0, f"--imgsz must be positive, got {args.imgsz}"),
+        (not MIN_IMGSZ <= args.imgsz <= MAX_IMGSZ, f"--imgsz must be {MIN_IMGSZ}..{MAX_IMGSZ}, got {args.imgsz}"),
         (not 0 <= args.conf <= 1, f"--conf must be between 0 and 1, got {args.conf}"),
         (not 0 <= args.iou <= 1, f"--iou must be between 0 and 1, got {args.iou}"),
         (args.max_frames is not None and args.max_frames <= 0, f"--max-frames must be positive, got {args.max_frames}"),
@@ -142,6 +171,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for failed, message in problems:
         if failed:
             parser.exit(2, f"{parser.prog}: error: {message}\n")
+    cores = cpu_cores()
+    if args.threads != "auto" and args.threads > cores:
+        print(f"--threads {args.threads}: this machine has {cores} cores; using {cores}", file=sys.stderr)
+        args.threads = cores
     return args
 
 
@@ -164,6 +197,9 @@ class Summary:
     saved_frames: int = 0
     error: str | None = None  # a live source that failed after frames were processed
     threads: str = ""  # the CPU inference threads and how they were chosen
+    runtime: str = ""  # the runtime the model ran on and why (--runtime)
+    export_s: float = 0.0  # seconds this run spent exporting the checkpoint (0: none, or every export was cached)
+    runtime_fps: dict[str, float] = field(default_factory=dict)  # --runtime auto: the FPS measured per runtime
     signum: int | None = None  # the stop signal (SIGINT, SIGTERM) that ended the run, if one did
 
     @property
@@ -183,6 +219,7 @@ class Summary:
             f"  frames: read {self.frames_read}, processed {self.frames_processed}, dropped {self.frames_dropped}"
             f" ({'live: newest frame only' if self.live else 'file: every frame'}); stopped: {self.stop_reason}",
             f"  mean FPS: {self.fps:.2f} ({self.frames_processed} frames in {self.elapsed_s:.2f} s, end to end)",
+            *([f"  runtime: {self.runtime}"] if self.runtime else []),
             *([f"  threads: {self.threads}"] if self.threads else []),
             f"  {'ms':<12} {'p50':>8} {'p95':>8}",
         ]
@@ -442,46 +479,19 @@ def open_source(args: argparse.Namespace, stack: contextlib.ExitStack) -> OpenSo
     return source
 
 
-def load_and_warm_up(args: argparse.Namespace, size: tuple[int, int] | None) -> tuple[YOLO, dict, str]:
-    """Load the model, run it on blank frames of the source's size (set-up is not frame time), set its threads.
+def load_and_warm_up(args: argparse.Namespace, size: tuple[int, int] | None) -> tuple[YOLO, dict, Choice]:
+    """Load the model on the runtime ``--runtime`` picks, warmed up on blank frames of the source's size.
 
-    Returns the model, the keyword arguments for ``model.predict`` and a line saying which CPU threads it runs on.
+    Returns the model, the keyword arguments for ``model.predict`` and the runtime choice (with its threads line).
     """
-    model = load_model(args.weights)
     predict_kwargs = {"imgsz": args.imgsz, "conf": args.conf, "iou": args.iou, "device": args.device}
     predict_kwargs.update(verbose=False, **fp16_kwargs(args.half))
     width, height = size or (640, 480)
-    try:
-        for _ in range(WARMUP_RUNS):
-            model.predict(np.zeros((height, width, 3), np.uint8), **predict_kwargs)
-    except Exception as e:  # bad device, unusable checkpoint: one line instead of a traceback
-        device = args.device or "default"
-        raise DetectError(f"cannot run {args.weights} on device {device}: {first_line(e)}") from e
+    choice = RuntimeChooser(args, np.zeros((height, width, 3), np.uint8), predict_kwargs).choose()
+    model = choice.chosen.model
     if args.half and not getattr(model.predictor.model, "fp16", False):
         print(f"--half: no FP16 inference on {model.predictor.device.type}; running FP32", file=sys.stderr)
-    blank = np.zeros((height, width, 3), np.uint8)
-    return (
-        model,
-        predict_kwargs,
-        configure_threads(args, model, lambda: model.predict(blank, **predict_kwargs)[0].plot()),
-    )
-
-
-def configure_threads(args: argparse.Namespace, model: YOLO, frame_work) -> str:
-    """Apply ``--threads`` on a CPU model (a number, or the fastest measured count) and describe the result."""
-    if model.predictor.device.type != "cpu":
-        return ""
-    if args.threads == "auto":
-        cores = cpu_cores()
-        chosen = choose_threads(model, args.weights, frame_work, thread_candidates(cores))
-        if chosen is None:
-            return "backend default (this model format offers no thread setting)"
-        best, fps = chosen
-        measured = ", ".join(f"{n}: {v:.1f}" for n, v in fps.items())
-        return f"{best} of {cores} cores, the fastest measured (FPS by threads: {measured})"
-    if not set_threads(model, args.threads, args.weights):
-        raise DetectError(f"--threads {args.threads}: this model format ({args.weights}) offers no thread setting")
-    return f"{args.threads} (--threads)"
+    return model, predict_kwargs, choice
 
 
 def output_folder(args: argparse.Namespace) -> Path:
@@ -505,10 +515,11 @@ def run(args: argparse.Namespace) -> Summary:
         check_device(args.device)
         folder = output_folder(args) if args.save else None
         source = open_source(args, stack)
-        model, predict_kwargs, threads = load_and_warm_up(args, source.size)
+        model, predict_kwargs, choice = load_and_warm_up(args, source.size)
         spec, latest = source.spec, source.latest
         summary = Summary(f"{args.weights} on {spec} imgsz={args.imgsz} device={model.predictor.device}", source.live)
-        summary.threads = threads
+        summary.threads, summary.runtime, summary.export_s = choice.chosen.threads, choice.line, choice.export_s
+        summary.runtime_fps = {c.runtime: c.fps for c in choice.candidates if c.fps is not None}
         sink = make_sink(folder, source) if folder is not None else None
         if sink is not None:
             stack.callback(sink.close)

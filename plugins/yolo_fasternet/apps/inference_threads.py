@@ -55,10 +55,11 @@ def backend_format(model) -> str:
     return "other"
 
 
-def set_threads(model, threads: int, weights: str | Path) -> bool:
+def set_threads(model, threads: int, weights: str | Path, precision: str | None = None) -> bool:
     """Run ``model``'s predictor on ``threads`` CPU threads; False where its format offers no way to set them.
 
     ``weights`` is the file (or OpenVINO folder) the model was loaded from: sessions are re-created from it.
+    ``precision`` (OpenVINO only, e.g. ``f32``) sets the inference precision; None keeps the one it was compiled with.
     """
     fmt = backend_format(model)
     if fmt in ("pytorch", "torchscript"):
@@ -76,7 +77,7 @@ def set_threads(model, threads: int, weights: str | Path) -> bool:
         import openvino as ov
 
         xml = next(Path(weights).glob("*.xml")) if Path(weights).is_dir() else Path(weights)
-        precision = holder.ov_compiled_model.get_property("INFERENCE_PRECISION_HINT")  # keep what it ran with
+        precision = precision or holder.ov_compiled_model.get_property("INFERENCE_PRECISION_HINT")
         config = {
             "PERFORMANCE_HINT": "LATENCY",
             "INFERENCE_NUM_THREADS": threads,
@@ -97,6 +98,14 @@ def current_threads(model) -> int | None:
     if fmt == "openvino" and (holder := _holder(model, "ov_compiled_model")) is not None:
         return int(holder.ov_compiled_model.get_property("INFERENCE_NUM_THREADS")) or None
     return None
+
+
+def openvino_precision(model) -> str | None:
+    """The inference precision (``f32``, ``bf16``, ...) an OpenVINO model was compiled for; None for other formats."""
+    if backend_format(model) != "openvino" or (holder := _holder(model, "ov_compiled_model")) is None:
+        return None
+    precision = holder.ov_compiled_model.get_property("INFERENCE_PRECISION_HINT")
+    return precision.to_string() if hasattr(precision, "to_string") else str(precision)
 
 
 def thread_candidates(cores: int) -> list[int]:

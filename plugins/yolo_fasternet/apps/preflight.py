@@ -9,8 +9,10 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import zipfile
 from pathlib import Path
 
+from ..error_text import first_line
 from ..integration.missing_plugin import explain_missing_module, recorded_distributions
 from ..pretrained.checkpoint_files import offline_flag
 from .command_errors import CommandError, UsageError, message_of
@@ -103,6 +105,7 @@ def load_model(name: str):
     if path.suffix in EXPORTED_SUFFIXES and not path.exists():
         raise CommandError(f"model {name}: no such file")
     _check_plugins_installed(path)
+    check_exported_model(path)
     try:
         if path.suffix in {".yaml", ".yml"}:
             _check_model_yaml(name)
@@ -114,6 +117,62 @@ def load_model(name: str):
     except Exception as e:  # a bad layer, a YAML syntax error, a truncated checkpoint: the message says which
         text = message_of(e).splitlines()[0].removeprefix("ERROR ❌️ ").strip()
         raise CommandError(text if name in text else f"model {name}: {text}") from e
+
+
+def check_exported_model(path: Path) -> None:
+    """Refuse an exported model that is not what its name says, or is incomplete, in one line naming the file.
+
+    Checked from the files alone, cheaply: an ``.onnx`` must parse as an ONNX graph, a ``.torchscript`` must be a zip
+    archive (TorchScript's container; a truncated one has lost its directory at the end), and an OpenVINO model must
+    have its ``.xml`` (which must parse) and a ``.bin`` long enough for every constant the ``.xml`` places in it.
+    Without these checks the runtimes fail later with messages like ``Exception from src/inference/src/cpp/core.cpp``.
+    """
+    if path.suffix == ".onnx" and path.is_file():
+        _check_onnx(path)
+    elif path.suffix == ".torchscript" and path.is_file() and not zipfile.is_zipfile(path):
+        raise CommandError(f"model {path}: not a TorchScript file (no zip archive: empty, truncated or another format)")
+    elif path.suffix == ".xml" and path.is_file():
+        _check_openvino_xml(path, path)
+    elif path.is_dir() and path.name.endswith("_openvino_model"):
+        for xml in path.glob("*.xml"):
+            _check_openvino_xml(xml, path)
+
+
+def _check_onnx(path: Path) -> None:
+    """An ``.onnx`` file must parse and hold a graph with nodes (random bytes can parse as an empty protobuf)."""
+    if importlib.util.find_spec("onnx") is None:
+        return  # the runtime's own error will have to do
+    import onnx
+
+    try:
+        graph = onnx.load(str(path), load_external_data=False).graph
+    except Exception as e:  # DecodeError, and whatever else a broken protobuf raises
+        reason = first_line(e)
+        raise CommandError(f"model {path}: not an ONNX model (empty, truncated or another format: {reason})") from e
+    if not graph.node:
+        raise CommandError(f"model {path}: not an ONNX model (no graph nodes: empty, truncated or another format)")
+
+
+def _check_openvino_xml(xml: Path, model: Path) -> None:
+    """An OpenVINO IR: the ``.xml`` parses and its ``.bin`` holds every constant it refers to."""
+    from xml.etree import ElementTree
+
+    try:
+        root = ElementTree.parse(xml).getroot()
+    except (ElementTree.ParseError, OSError) as e:
+        raise CommandError(f"model {model}: {xml.name} is not an OpenVINO model file ({first_line(e)})") from e
+    if root.tag != "net":
+        raise CommandError(f"model {model}: {xml.name} is not an OpenVINO model file (no <net> element)")
+    needed = max(
+        (int(d.get("offset", 0)) + int(d.get("size", 0)) for d in root.iter("data") if d.get("offset") is not None),
+        default=0,
+    )
+    weights = xml.with_suffix(".bin")
+    if needed and not weights.is_file():
+        raise CommandError(f"model {model}: OpenVINO weights file {weights.name} is missing")
+    if needed and weights.stat().st_size < needed:
+        have = weights.stat().st_size
+        raise CommandError(f"model {model}: {weights.name} is truncated ({have} bytes; {xml.name} needs {needed})")
 
 
 def _check_plugins_installed(path: Path) -> None:
