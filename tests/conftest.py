@@ -62,6 +62,15 @@ def run_python(code: str, cwd: Path | None = None, env: dict | None = None, time
     return run_checked([sys.executable, "-c", code], cwd=cwd, env=env, timeout=timeout)
 
 
+def closed_loopback_port() -> int:
+    """A loopback port nothing listens on (bound, then released): a connection there is refused at once."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def assert_close_to_magnitude(actual, expected, atol: float = 1e-4, rel: float = 1e-5, what: str = "") -> float:
     """Assert ``max|actual - expected| <= atol + rel * max|expected|``; return the difference (torch or numpy).
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import socket
 import time
 
 import pytest
@@ -13,12 +12,7 @@ from yolo_fasternet.apps import ablate
 from yolo_fasternet.apps.ablation.executors import host_and_port
 from yolo_fasternet.apps.ablation.shared_data import prepare_label_caches
 
-
-def closed_port() -> int:
-    """A loopback port nothing listens on (bound, then released)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from conftest import closed_loopback_port
 
 
 def test_label_caches_are_built_once_before_the_runs(tmp_path, coco8_yaml):
@@ -46,7 +40,7 @@ def test_two_runs_started_together_on_a_fresh_dataset_both_finish(tmp_path, coco
 
 def test_an_unreachable_ray_address_fails_at_once_with_one_line(tmp_path, capsys):
     pytest.importorskip("ray", reason="Ray is not installed (pip install 'yolo-fasternet[cluster]')")
-    port = closed_port()
+    port = closed_loopback_port()
     out = tmp_path / "out"
     argv = ["--models", "yolov8n.yaml", "--executor", "ray", "--address", f"127.0.0.1:{port}", "--out", str(out)]
     started = time.monotonic()

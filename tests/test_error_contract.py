@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -30,7 +29,7 @@ from yolo_fasternet.apps import ablate
 from yolo_fasternet.apps.ablation.executors import LocalExecutor
 from yolo_fasternet.apps.command_errors import EXIT_FAILED, EXIT_INTERRUPTED, CommandError, command
 
-from conftest import REPO, SHARED_DATASETS
+from conftest import REPO, SHARED_DATASETS, closed_loopback_port
 
 PY = sys.executable
 CONSOLE = Path(PY).with_name("yolo-fasternet")
@@ -117,6 +116,9 @@ CASES = [
     ("cli", "detect --weights {tmp}/nosuch.pt --source {tmp}/photo.png", 1, ["nosuch.pt", "no such file"]),
     ("detect_yolo.py", "--weights {tmp}/yolov8n-ndiv0.yaml --source {tmp}/photo.png", 1, ["layer 1", "n_div=0"]),
     ("cli", "detect --weights yolov8n-fasternet.yaml --source {tmp}/nosuch.mp4", 1, ["source not found"]),
+    ("cli", "detect --weights {tmp}/random.onnx --source {tmp}/photo.png", 1, ["random.onnx", "not an ONNX model"]),
+    ("detect_yolo.py", "--weights x.pt --source {tmp}/photo.png --threads 0", 2, ["--threads", "'0'"]),
+    ("cli", "detect --weights x.pt --source {tmp}/photo.png --runtime tensorrt", 2, ["--runtime", "tensorrt"]),
     # --- ablate: everything checked before the first training
     ("ablate_yolo.py", "--models {tmp}/nosuch.yaml --data {coco8}", 1, ["nosuch.yaml", "not found"]),
     ("cli", "ablate --models yolov8n.yaml {tmp}/yolov8n-typo.yaml --data {coco8}", 1, ["layer 3", "FasterNetBlok"]),
@@ -185,6 +187,7 @@ def bad_files(tmp_path_factory) -> Path:
     (tmp / "no-train.yaml").write_text("val: images/val\nnames: [a]\n")
     (tmp / "blocker").write_text("a file where a folder belongs\n")
     (tmp / "random.pth").write_bytes(np.random.default_rng(0).bytes(4096))
+    (tmp / "random.onnx").write_bytes((tmp / "random.pth").read_bytes())
     torch.save({"patch_embed.proj.weight": torch.zeros(40, 3, 4, 4)}, tmp / "whole.pth")
     for name in ("truncated.pt", "truncated.pth"):
         (tmp / name).write_bytes((tmp / "whole.pth").read_bytes()[:300])
@@ -192,14 +195,7 @@ def bad_files(tmp_path_factory) -> Path:
     return tmp
 
 
-def _closed_port() -> int:
-    """A loopback port nothing listens on (bound, then released): a connection there is refused at once."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-CLOSED_PORT = _closed_port()
+CLOSED_PORT = closed_loopback_port()
 
 
 def _argv(entry: str, args: str, tmp: Path) -> list[str]:
