@@ -63,6 +63,20 @@ def test_recomputed_map_equals_the_validators_own(tmp_path, coco8_yaml, monkeypa
     assert recomputed["mAP50-95"] == pytest.approx(record["mAP50-95"], abs=1e-9)
 
 
+def test_the_committed_evidence_runs_records_give_their_reported_map_exactly():
+    """docs/ablations.md says so of the committed quick-preset run; each run's records against its metrics.json."""
+    import json
+
+    from conftest import REPO
+
+    runs = sorted((REPO / "docs" / "ablation" / "runs").glob("*/" + RECORDS))
+    assert len(runs) == 6
+    for path in runs:
+        reported = json.loads((path.parent / "metrics.json").read_text())
+        recomputed = recompute_map(load_records(path))
+        assert recomputed == {"mAP50": reported["mAP50"], "mAP50-95": reported["mAP50-95"]}, path.parent.name
+
+
 def test_a_file_that_is_not_a_record_is_named(tmp_path):
     bad = tmp_path / RECORDS
     bad.write_bytes(b"not an npz")

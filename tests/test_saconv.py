@@ -73,15 +73,26 @@ def test_gradients_reach_every_parameter():
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in m.parameters())
 
 
-def test_yaml_puts_saconv_at_p4_and_p5_and_scales_like_conv():
-    from ultralytics import YOLO
+@pytest.mark.parametrize("scale", "nsmlx")
+def test_yaml_puts_saconv_at_p4_and_p5_and_scales_like_conv(scale):
+    import copy
 
-    model = YOLO("yolov8n-saconv.yaml").model.eval()
-    stock = YOLO("yolov8n.yaml").model.eval()
-    assert [i for i, m in enumerate(model.model) if isinstance(m, SAConv)] == [5, 7]
+    from ultralytics import YOLO
+    from ultralytics.nn import tasks
+
+    def layers(name):  # built on the meta device: shapes without memory, fast at x
+        d = tasks.yaml_model_load(name)
+        with torch.device("meta"):
+            return tasks.parse_model(copy.deepcopy(d), ch=3, verbose=False)[0]
+
+    model, stock = layers(f"yolov8{scale}-saconv.yaml"), layers(f"yolov8{scale}.yaml")
+    assert [i for i, m in enumerate(model) if isinstance(m, SAConv)] == [5, 7]
+    assert model[5].weight.shape[0] == {"n": 128, "s": 256, "m": 384, "l": 512, "x": 640}[scale]  # 512 x width
     for i in (5, 7):
-        assert model.model[i].weight.shape == stock.model[i].conv.weight.shape  # same widths as the stock Conv
-    assert model(torch.zeros(1, 3, 64, 64))[0].shape == stock(torch.zeros(1, 3, 64, 64))[0].shape
+        assert model[i].weight.shape == stock[i].conv.weight.shape  # same widths as the stock Conv at this scale
+    if scale == "n":
+        ours, theirs = YOLO("yolov8n-saconv.yaml").model.eval(), YOLO("yolov8n.yaml").model.eval()
+        assert ours(torch.zeros(1, 3, 64, 64))[0].shape == theirs(torch.zeros(1, 3, 64, 64))[0].shape
 
 
 def test_fuse_folds_bn_into_saconv_exactly():
