@@ -121,3 +121,44 @@ def test_swapped_block_yaml_is_the_stock_yaml_with_that_block_swapped(name):
     assert ours["head"] == swapped(stock["head"])
     head_settings = ("nc", "end2end", "reg_max")
     assert {k: ours.get(k) for k in head_settings} == {k: stock.get(k) for k in head_settings}
+
+
+# The first Ultralytics release with each head (read from the release wheels: yolo26-sem.yaml first ships in 8.4.52,
+# yolo26-depth.yaml in 8.4.104); every other YOLO26 head came with 8.4.0.
+HEAD_RELEASES = {"SemanticSegment": "8.4.52", "Depth": "8.4.104"}
+BUNDLED = sorted(p.name for p in CFG.glob("*.yaml"))
+
+
+def _needed_release(name: str) -> str | None:
+    head = _load(name)["head"][-1][2]
+    return HEAD_RELEASES.get(head, "8.4.0" if name.startswith("yolo26") else None)
+
+
+def test_each_yaml_names_the_first_release_with_its_head():
+    assert {n: _load(n).get("min_ultralytics") for n in BUNDLED} == {n: _needed_release(n) for n in BUNDLED}
+
+
+@pytest.mark.parametrize("name", [n for n in BUNDLED if _needed_release(n)])
+def test_a_yaml_for_a_newer_ultralytics_fails_in_one_line_naming_the_release(name):
+    """On an older Ultralytics (``make test-oldest-ultralytics``: 8.3.0) loading the YAML fails with one line naming the
+    release it needs, before Ultralytics guesses a task (8.3.0 guesses none for ``Segment26``); on a new enough one
+    the YAML loads and Ultralytics guesses its task from the head."""
+    import ultralytics
+    from ultralytics.nn.tasks import guess_model_task, yaml_model_load
+
+    scaled = re.sub(r"^(yolo(?:v)?\d+)", r"\g<1>n", name, count=1)
+    needed = _needed_release(name)
+    installed = ultralytics.__version__
+    if _version_tuple(installed) < _version_tuple(needed):
+        from ultralytics import YOLO
+
+        message = (
+            rf"^{re.escape(scaled)} needs Ultralytics >= {re.escape(needed)} \(installed: {re.escape(installed)}\)"
+        )
+        with pytest.raises(RuntimeError, match=message) as e:
+            YOLO(scaled)
+        assert "\n" not in str(e.value)
+    else:
+        suffix = TASK_SUFFIX.search(Path(name).stem)
+        task = {"seg": "segment", "pose": "pose", "obb": "obb", "cls": "classify", "sem": "semantic", "depth": "depth"}
+        assert guess_model_task(yaml_model_load(scaled)) == (task[suffix[1]] if suffix else "detect")
