@@ -101,6 +101,7 @@ def test_stock_yolo_train_safe_reload_onnx_and_detect(task, shapes_root, tmp_pat
 
     out = run_python(CHECK.replace("sys.argv[1]", repr(str(best))), env={"ULTRALYTICS_SAFE_LOAD": "1"}).stdout
     result = json.loads(out.strip().splitlines()[-1])
+    print({k: v for k, v in result.items() if k not in ("actual", "expected")})  # shown with pytest -s
     assert result["safe_loaded"] == "PatchMerging"
     if task == "semantic":
         assert result["shape"] == [1, IMGSZ, IMGSZ] and result["dtype"] == "torch.uint8", result
