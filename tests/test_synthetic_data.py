@@ -220,7 +220,7 @@ def test_dense_labels_are_what_ultralytics_semantic_and_depth_datasets_read(tmp_
 
 
 def test_dense_tasks_need_the_shapes_mode(tmp_path):
-    with pytest.raises(ValueError, match="task must be one of detect, semantic, depth"):
+    with pytest.raises(ValueError, match="task 'semantic' needs mode 'shapes' \\(the 'hard' mode has box labels only"):
         make_synthetic_dataset(tmp_path, mode="hard", task="semantic", **SMALL)
-    with pytest.raises(ValueError, match="got 'panoptic'"):
+    with pytest.raises(ValueError, match="task must be one of detect, semantic, depth, got 'panoptic'"):
         make_synthetic_dataset(tmp_path, task="panoptic", **SMALL)

@@ -314,8 +314,10 @@ def make_synthetic_dataset(
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-    if task not in TASK_YAMLS or (task != "detect" and mode != "shapes"):
-        raise ValueError(f"task must be one of {', '.join(TASK_YAMLS)} (dense tasks: mode shapes), got {task!r}")
+    if task not in TASK_YAMLS:
+        raise ValueError(f"task must be one of {', '.join(TASK_YAMLS)}, got {task!r}")
+    if task != "detect" and mode != "shapes":
+        raise ValueError(f"task {task!r} needs mode 'shapes' (the {mode!r} mode has box labels only)")
     _check_int("n_train", n_train, 1)
     _check_int("n_val", n_val, 1)
     _check_int("imgsz", imgsz, MIN_IMGSZ)
