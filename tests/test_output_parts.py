@@ -173,3 +173,33 @@ def test_eager_outputs_of_a_copy_agree_with_the_model(detect):
         again = copy.deepcopy(model)(torch.rand(1, 3, IMGSZ, IMGSZ, generator=torch.Generator().manual_seed(0)))
     assert isinstance(again, tuple) and isinstance(again[1], dict)
     assert_outputs_close(again, expected, model, what="copy")
+
+
+def test_the_head_is_found_through_yolo_and_the_predictors_backend():
+    from ultralytics.nn.modules import Detect
+
+    from yolo_fasternet.integration.output_parts import head_of
+
+    yolo = YOLO("yolov8n-fasternet.yaml", verbose=False)
+    assert isinstance(head_of(yolo), Detect) and head_of(yolo) is head_of(yolo.model) is yolo.model.model[-1]
+    yolo.predict(np.zeros((64, 64, 3), np.uint8), imgsz=64, device="cpu", verbose=False)
+    assert isinstance(head_of(yolo.predictor.model), Detect)  # AutoBackend -> (backend ->) DetectionModel
+    assert layout_of(yolo.predictor.model) == layout_of(yolo) == OutputLayout("detect", nc=80)
+
+
+def test_a_difference_says_the_part_its_size_bound_and_magnitude():
+    (d,) = compare_outputs(np.array([[1.0, 2.5]]), np.array([[1.0, 2.0]]), OutputLayout("whole"), rel=0.1, atol=0.01)
+    assert str(d) == "output: max abs difference 0.5 (bound 0.21 at magnitude 2)" and not d.ok
+    (shape,) = compare_outputs(np.zeros((1, 3)), np.zeros((1, 2)), OutputLayout("whole"))
+    assert str(shape) == "output: shape (1, 3) != (1, 2)" and not shape.ok
+
+
+def test_worst_ratio_with_zero_bounds_and_no_parts():
+    layout = OutputLayout("whole")
+    exact = compare_outputs(np.ones((1, 2)), np.ones((1, 2)), layout, rel=0.0, atol=0.0)
+    assert exact[0].bound == 0.0 and exact[0].ok and worst_ratio(exact) == 0.0
+    off = compare_outputs(np.ones((1, 2)) * 1.5, np.ones((1, 2)), layout, rel=0.0, atol=0.0)
+    assert worst_ratio(off) == float("inf")
+    half = compare_outputs(np.ones((1, 2)) * 1.5, np.ones((1, 2)), layout, rel=0.0, atol=1.0)
+    assert worst_ratio(half) == 0.5
+    assert worst_ratio([]) == 0.0
