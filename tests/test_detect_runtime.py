@@ -86,7 +86,7 @@ def auto_cache(trained, clip, tmp_path_factory) -> tuple[Path, str]:
 def test_auto_picks_a_measured_runtime_writes_the_cache_and_reuses_it(auto_cache, trained, clip, capsys, monkeypatch):
     cache, first = auto_cache
     chosen, fps = runtime_line(first)
-    installed = [r for r in ("openvino", "onnx") if runtime_choice.installed(r)]
+    installed = [r for r in runtime_choice.EXPORTED if runtime_choice.installed(r)]  # NCNN and MNN with [test]
     assert set(fps) == {"torch", *installed}, first
     assert fps[chosen] == max(fps.values()), first  # the fastest measured runs
     assert all(f"{r}: exported in" in first for r in installed), first
@@ -200,6 +200,20 @@ def test_without_the_export_extra_auto_runs_pytorch_with_one_notice(trained, cli
     captured = capsys.readouterr()
     assert "yolo-fasternet[export]" in one_line(captured.err)
     assert runtime_line(captured.out)[0] == "torch"
+
+
+@pytest.mark.parametrize("runtime", ["ncnn", "mnn"])
+def test_a_named_runtime_without_its_extra_is_one_line_naming_it(runtime, trained, clip, capsys, monkeypatch):
+    from yolo_fasternet.integration import export_packages
+
+    hidden = set(runtime_choice.RUNTIME_PACKAGES[runtime]) - {"onnx", "onnxslim"}
+    real = export_packages.importlib.util.find_spec
+    monkeypatch.setattr(runtime_choice, "installed", lambda name: name != runtime)
+    monkeypatch.setattr(export_packages.importlib.util, "find_spec", lambda n, *a: None if n in hidden else real(n, *a))
+    forbid_export(monkeypatch)
+    assert detect(trained, clip, "--runtime", runtime) == 1
+    line = one_line(capsys.readouterr().err)
+    assert f"--runtime {runtime}" in line and f"pip install 'yolo-fasternet[{runtime}]'" in line, line
 
 
 def test_a_failing_export_falls_back_to_pytorch_with_one_warning(trained, clip, tmp_path, capsys, monkeypatch):

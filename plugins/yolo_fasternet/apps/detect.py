@@ -94,8 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         "--weights",
         required=True,
-        help="trained checkpoint (.pt), an exported model (.onnx, .torchscript, an OpenVINO *_openvino_model "
-        "folder: what YOLO() loads), or a model YAML such as yolov8n-fasternet.yaml (a smoke run, random weights)",
+        help="trained checkpoint (.pt), an exported model (.onnx, .torchscript, .mnn, a LiteRT .tflite, an OpenVINO "
+        "*_openvino_model or NCNN *_ncnn_model folder: what YOLO() loads), or a model YAML such as "
+        "yolov8n-fasternet.yaml (a smoke run, random weights)",
     )
     add(
         "--source",

@@ -36,7 +36,12 @@ from pathlib import Path
 
 CACHE_ENV = "YOLO_FASTERNET_CACHE"  # the package's cache root (synthetic datasets, timm YAMLs, exports)
 ENTRY_FILE = "entry.json"
-RUNTIME_PACKAGES = {"onnx": ("onnx", "onnxruntime", "onnxslim"), "openvino": ("openvino",)}  # what each export uses
+RUNTIME_PACKAGES = {  # what each export uses (import names; metadata.version reads them as distribution names)
+    "onnx": ("onnx", "onnxruntime", "onnxslim"),
+    "openvino": ("openvino",),
+    "ncnn": ("ncnn", "pnnx"),
+    "mnn": ("MNN", "onnx", "onnxslim"),  # Ultralytics' MNN export goes through ONNX
+}
 CHUNK = 1 << 20
 
 
