@@ -290,6 +290,29 @@ def test_cache_is_keyed_by_content_and_versions_and_rebuilds_a_truncated_entry(t
     assert not list((tmp_path / "cache").rglob(".staging-*"))
 
 
+@pytest.mark.parametrize("interruption", [KeyboardInterrupt, RuntimeError])
+def test_an_interrupted_or_failed_export_leaves_nothing_behind(interruption, tmp_path, monkeypatch):
+    """Ctrl-C or a converter error mid-export: no entry, no staging folder, no scratch file in the working folder."""
+    checkpoint = tmp_path / "best.pt"
+    checkpoint.write_bytes(b"weights")
+    model = FakeModel()
+
+    def export_then_stop(**kwargs):
+        Path(model.model.pt_path).with_suffix(".mnn").write_bytes(b"half")  # a half-written export
+        Path("debug.param").write_text("scratch")  # pnnx writes these into the working folder
+        raise interruption()
+
+    monkeypatch.setattr(model, "export", export_then_stop)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    with pytest.raises(interruption):
+        ExportCache(checkpoint, tmp_path / "cache").get(model, "mnn", 64, "f32", print)
+    assert not [p for p in (tmp_path / "cache").rglob("*") if p.is_file()]
+    assert not list((tmp_path / "cache").rglob(".staging-*")) and not list(work.iterdir())
+    assert Path.cwd() == work and model.model.pt_path == "original.pt"
+
+
 # --- bad input: one line naming the file or the argument ---------------------------------------------------------
 
 
