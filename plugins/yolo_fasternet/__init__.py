@@ -27,6 +27,7 @@ from .integration.plugin_api import register_entry_point_modules, register_modul
 from .integration.registration import is_registered, register, registered_modules, supported_likes
 from .integration.yaml_lookup import bundled_yaml, cfg_dir
 from .nn import C2f_Faster, C3k2_Faster, C3k_Faster, FasterNetBlock, PatchEmbed, PatchMerging, PConv, SAConv
+from .nn.inference_layout import is_exporting
 
 __version__ = "0.2.0"
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "SAConv",
     "bundled_yaml",
     "cfg_dir",
+    "is_exporting",
     "is_registered",
     "register",
     "register_module",
