@@ -13,7 +13,7 @@ OFFSETS = ((0, 0), (1, 0), (0, 1), (1, 1))  # (row, column) of each 2x2 patch's 
 
 
 def space_to_depth_kernel(c: int) -> torch.Tensor:
-    """A stride-2 2x2 convolution's weight that copies pixel ``OFFSETS[k]`` of channel ``i`` to channel ``k * c + i``."""
+    """Weights of a stride-2 2x2 conv that copy pixel ``OFFSETS[k]`` of channel ``i`` to channel ``k * c + i``."""
     eye = torch.eye(c)[:, :, None, None]
     return torch.cat([eye * functional.one_hot(torch.tensor(r * 2 + q), 4).view(1, 1, 2, 2) for r, q in OFFSETS])
 
