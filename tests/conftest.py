@@ -48,6 +48,54 @@ def randomize_batchnorm(module):
     return module
 
 
+def nontrivial_outputs(model):
+    """Make every part of a model's output worth comparing: random BatchNorm statistics, and class logits centred.
+
+    Ultralytics initialises the class-score biases to about -11 (a 1% object prior over 80 classes at 640 px), so the
+    scores of an untrained model are ~1e-4 everywhere; with the biases at 0 they spread over the middle of 0..1, where
+    a wrong or zeroed score row shows. A classifier's logits start with a spread of ~0.2, so its 1000 probabilities
+    are all ~1e-3: its linear layer's weights are scaled up 20x (logits spread over a few units, one class stands
+    out). Works on a ``YOLO``, a ``DetectionModel``-like model or a bare module.
+    """
+    from torch import nn
+
+    from yolo_fasternet.integration.output_parts import head_of
+
+    module = getattr(model, "model", model) if not isinstance(model, nn.Module) else model
+    randomize_batchnorm(module)
+    head = head_of(module)
+    if isinstance(getattr(head, "linear", None), nn.Linear):  # Ultralytics' Classify
+        head.linear.weight.data.mul_(20.0)
+    for branches in (getattr(head, "cv3", None), getattr(head, "one2one_cv3", None)):
+        for branch in branches or ():
+            last = branch[-1] if isinstance(branch, nn.Sequential) else branch
+            if getattr(last, "bias", None) is not None:
+                last.bias.data.zero_()
+    return model
+
+
+def assert_outputs_close(actual, expected, model, atol: float = 1e-4, rel: float = 1e-5, what: str = "") -> list:
+    """Assert that each part of two model outputs (boxes, class scores, masks, keypoints, angles) agrees on its scale.
+
+    ``model`` gives the layout (its head). Each part must satisfy ``max|a - e| <= atol + rel * max|e|`` with its own
+    magnitude (see ``assert_close_to_magnitude`` for why the bound scales, and ``output_parts`` for the parts), and
+    each expected part must be large enough for that bound to see it (magnitude at least 100x ``atol``): a comparison
+    of parts that are all ~0 proves nothing, so the test fails and asks for ``nontrivial_outputs``. Returns the
+    per-part differences.
+    """
+    from yolo_fasternet.integration.output_parts import compare_outputs, layout_of
+
+    differences = compare_outputs(actual, expected, layout_of(model), rel=rel, atol=atol)
+    if os.environ.get("TOLERANCE_REPORT"):
+        for d in differences:
+            print(f"tolerance {what or '-'} {d}")
+    trivial = [d for d in differences if not d.problem and d.magnitude < 100 * atol]
+    assert not trivial, f"{what}: parts too small for the bound to see (use nontrivial_outputs): {trivial[0]}"
+    failed = [str(d) for d in differences if not d.ok]
+    assert not failed, f"{what}: " + "; ".join(failed)
+    return differences
+
+
 def run_checked(argv: list[str], cwd: Path | None = None, env: dict | None = None, timeout: int = 600):
     """Run ``argv`` in a fresh process (this environment plus ``env``); return it, or raise with its output."""
     full_env = {**os.environ, **(env or {})}

@@ -10,27 +10,33 @@ import pytest
 from ablation_fakes import make_records
 
 from yolo_fasternet.apps import ablate
-from yolo_fasternet.apps.ablation.bootstrap import WeightedAP
-from yolo_fasternet.apps.ablation.records import RECORDS, save_records
+from yolo_fasternet.apps.ablation.records import RECORDS, recompute_map, save_records
 
 SKILL = {"a.yaml": 0.45, "b.yaml": 0.75, "c.yaml": 0.45}  # b is far better than a; c is a's equal
 
 
 class RecordingExecutor:
-    """Finishes every run as a worker would, with hand-made per-image records (or, ``old``, without them)."""
+    """Finishes every run as a worker would, with hand-made per-image records (or, ``old``, without them).
 
-    def __init__(self, old: bool = False):
-        self.old = old
+    Each run's reported mAP is what Ultralytics' own ``ap_per_class`` gives on its records (as the validator reports
+    it), so the report's check that the bootstrap's weighted AP reproduces it compares two implementations;
+    ``misreport`` names one (model, seed) whose reported mAP50-95 is off by 0.01, as a mismatched record would be.
+    """
+
+    def __init__(self, old: bool = False, misreport: tuple[str, int] | None = None):
+        self.old, self.misreport = old, misreport
 
     def run(self, specs, log_of, on_epochs, on_done):
         for spec in specs:
             ablate.prepare_run_folder(spec)
             offset = {"a.yaml": 0, "b.yaml": 100, "c.yaml": 200}[spec["model"]]
             records = make_records(offset + spec["seed"], n_images=48, skill=SKILL[spec["model"]])
-            map50, map5095 = WeightedAP(records)()
+            reported = recompute_map(records)
+            if (spec["model"], spec["seed"]) == self.misreport:
+                reported["mAP50-95"] += 0.01
             if not self.old:
                 save_records(ablate.Path(spec["run"]) / RECORDS, dataclasses.asdict(records))
-            metrics = {"precision": 0.5, "recall": 0.5, "mAP50": map50, "mAP50-95": map5095}
+            metrics = {"precision": 0.5, "recall": 0.5, **reported}
             ablate.record_results(
                 spec, {"epoch_times_s": [1.0], "peak_mem_mb": 1.0, "peak_gpu_mem_mb": None, **metrics}
             )
@@ -41,9 +47,9 @@ class RecordingExecutor:
 def finished(tmp_path, monkeypatch):
     """A function that runs an ablation of a, b, c over two seeds into tmp_path/out (old=True: no records)."""
 
-    def run(old: bool = False):
+    def run(old: bool = False, misreport: tuple[str, int] | None = None):
         measured = {"params": 1, "gflops": 1.0, "cpu_latency_ms": 1.0, "gpu_latency_ms": None}
-        monkeypatch.setattr(ablate, "make_executor", lambda args, device: RecordingExecutor(old))
+        monkeypatch.setattr(ablate, "make_executor", lambda args, device: RecordingExecutor(old, misreport))
         monkeypatch.setattr(ablate, "preflight", lambda *a: None)
         monkeypatch.setattr(ablate, "measure_models", lambda names, *a: {n: measured for n in names})
         argv = ["--models", "a.yaml", "b.yaml", "c.yaml", "--seeds", "0", "1", "--device", "cpu"]
@@ -100,6 +106,15 @@ def test_old_runs_without_records_get_seed_level_statistics_and_one_note(finishe
     assert json.loads(json.dumps(list(csv.DictReader((out / "comparison.csv").open()))))[0]["method"] == "seeds"
 
 
+def test_a_run_whose_records_do_not_give_its_reported_map_is_named_and_left_out(finished, capsys):
+    out = finished(misreport=("c.yaml", 1))
+    notes = [line for line in capsys.readouterr().out.splitlines() if line.startswith("note: ")]
+    assert any("c seed 1: its records give an mAP 0.01 away from metrics.json; unused" in n for n in notes), notes
+    md = (out / "results.md").read_text()
+    assert "2 seeds, t-interval" in verdict_line(md, "c")  # c lacks a usable record for seed 1: seed-level
+    assert "seeds and images" in verdict_line(md, "b")  # b and a keep the paired bootstrap
+
+
 def test_report_only_on_an_empty_folder_is_one_line(tmp_path, capsys):
     assert ablate.main(["--report-only", "--out", str(tmp_path)]) == 1
     err = capsys.readouterr().err.strip()
@@ -121,9 +136,8 @@ def _rows_and_records(seeds):
     for model, offset in (("a", 0), ("b", 100)):
         for seed in seeds:
             r = make_records(offset + seed, n_images=32, skill=SKILL[f"{model}.yaml"])
-            map50, map5095 = WeightedAP(r)()
             records[(model, seed)] = r
-            rows.append({"model": model, "seed": seed, "mAP50": map50, "mAP50-95": map5095, "cpu_latency_ms": 1.0})
+            rows.append({"model": model, "seed": seed, **recompute_map(r), "cpu_latency_ms": 1.0})
     return rows, records
 
 

@@ -85,13 +85,23 @@ def test_every_stock_detection_yaml_grafts_and_builds_at_n_s_m(source, tmp_path)
 
 @pytest.mark.parametrize("source", sorted(STOCK_MODELS.rglob("*.yaml")), ids=lambda p: str(p.relative_to(STOCK_MODELS)))
 def test_every_row_of_every_stock_yaml_is_reachable(source):
-    """Text only: each module of every shipped YAML (v3, v5, v6, v9 included) can be substituted at all its rows."""
+    """Text only: each module of every shipped YAML (v3, v5, v6, v9 included) can be substituted at all its rows, and
+    the substituted text reads back as the same model with only the module fields changed."""
     text = source.read_text()
     d = yaml.safe_load(text)
-    modules = [row[2] for row in [*d["backbone"], *d["head"]]]
+    rows = [*d["backbone"], *d["head"]]
+    modules = [row[2] for row in rows]
     grafted, at = graft_text(text, {m: f"{m}_X" for m in set(modules)})
     assert sorted(i for layers in at.values() for i in layers) == list(range(len(modules)))
     assert len(grafted.splitlines()) == len(text.splitlines())
+    d_grafted = yaml.safe_load(grafted)
+    assert [row[2] for row in [*d_grafted["backbone"], *d_grafted["head"]]] == [f"{m}_X" for m in modules]
+    assert [[r[0], r[1], *r[3:]] for r in [*d_grafted["backbone"], *d_grafted["head"]]] == [
+        [r[0], r[1], *r[3:]] for r in rows
+    ]  # from, repeats and args as written
+    assert {k: v for k, v in d_grafted.items() if k not in ("backbone", "head")} == {
+        k: v for k, v in d.items() if k not in ("backbone", "head")
+    }
 
 
 def test_rows_keep_their_text_but_the_module():

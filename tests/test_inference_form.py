@@ -16,7 +16,7 @@ from yolo_fasternet import C2f_Faster, C3k2_Faster, FasterNetBlock, PatchEmbed, 
 from yolo_fasternet.integration.inference_form import fused_copy
 from yolo_fasternet.nn import C2f_SPConv, PartialNetBlock, SPConv
 
-from conftest import assert_close_to_magnitude, randomize_batchnorm
+from conftest import assert_close_to_magnitude, assert_outputs_close, nontrivial_outputs, randomize_batchnorm
 
 BUILDERS = {
     "pconv": lambda: PConv(32, 32),
@@ -125,7 +125,7 @@ def test_yolo_fuse_selects_channels_last_and_keeps_detections(yaml_name):
     """YOLO(...).model.fuse() selects preallocated PConv and channels-last activations from the first plugin layer."""
     from ultralytics import YOLO
 
-    model = randomize_batchnorm(YOLO(yaml_name, verbose=False).model).eval()
+    model = nontrivial_outputs(YOLO(yaml_name, verbose=False).model).eval()
     x = torch.rand(1, 3, 128, 128)
     with torch.inference_mode():
         expected = model(x)[0]
@@ -136,7 +136,7 @@ def test_yolo_fuse_selects_channels_last_and_keeps_detections(yaml_name):
         layouts = _activation_layouts(fused, x)
         out = fused(x)[0]
     assert sum(layouts) > len(layouts) // 2, f"most 1x1 convs should see channels-last inputs, saw {layouts}"
-    assert_close_to_magnitude(out, expected)
+    assert_outputs_close(out, expected, model)
     assert out.is_contiguous(), "Detect's output keeps its usual layout"
 
     fused.train()
@@ -148,14 +148,20 @@ def test_yolo_fuse_selects_channels_last_and_keeps_detections(yaml_name):
     "yaml_name", ["yolov8n-fasternet-seg.yaml", "yolo11n-fasternet-pose.yaml", "yolov8n-fasternet-obb.yaml"]
 )
 def test_predictor_runs_the_inference_form_through_every_task_head(yaml_name):
-    """Ultralytics' predictor fuses its copy (inference form on) and its task post-processing accepts the layout."""
+    """Ultralytics' predictor fuses its copy (inference form on), computes what the training form computes (boxes,
+    scores, masks, keypoints, angles each compared), and its task post-processing accepts the layout."""
     import numpy as np
     from ultralytics import YOLO
 
     torch.manual_seed(0)
     model = YOLO(yaml_name, verbose=False)
+    nontrivial_outputs(model.model)
+    training_form = copy.deepcopy(model.model).eval()
     image = np.random.default_rng(0).integers(0, 255, (96, 128, 3), dtype=np.uint8)
     result = model.predict(image, imgsz=96, conf=1e-9, device="cpu", verbose=False)[0]
     predictor_model = model.predictor.model.model
     assert any(getattr(m, "channels_last", False) for m in predictor_model.modules())
+    x = model.predictor.preprocess([image])
+    with torch.no_grad():
+        assert_outputs_close(model.predictor.model(x), training_form(x), training_form, what=f"predictor {yaml_name}")
     assert len(result) > 0, "at conf=1e-9 random weights give detections, so post-processing really ran"

@@ -82,6 +82,26 @@ def _save(state: dict, path: Path) -> Path:
     return path
 
 
+def _official_layout(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The keys of a timm-layout FasterNet renamed to the official release layout, restated here from the official
+    repository's module tree (not with the converter under test): its ``stages`` list interleaves the four block
+    stages (0, 2, 4, 6) with the three merging layers (1, 3, 5), and its head is ``avgpool_pre_head.1`` + ``head``.
+    """
+    out = {}
+    for key, value in state.items():
+        parts = key.split(".")
+        if parts[0] == "stages" and parts[2] == "downsample":  # timm: the merging layer in front of stage k
+            key = ".".join(["stages", str(2 * int(parts[1]) - 1), *parts[3:]])
+        elif parts[0] == "stages":
+            key = ".".join(["stages", str(2 * int(parts[1])), *parts[2:]])
+        elif parts[0] == "conv_head":
+            key = ".".join(["avgpool_pre_head", "1", *parts[1:]])
+        elif parts[0] == "classifier":
+            key = ".".join(["head", *parts[1:]])
+        out[key] = value
+    return out
+
+
 def _taps(model: nn.Module, x: torch.Tensor) -> dict[int, torch.Tensor]:
     """Outputs of the backbone layers (a chain in yolov8-fasternet) at the P3/P4/P5 taps."""
     out = {}
@@ -103,7 +123,7 @@ def test_features_match_timm_in_both_layouts(variant, tmp_path, record_property)
     with torch.no_grad():
         expected = ref.forward_intermediates(x, indices=[1, 2, 3], intermediates_only=True)
     fresh = _fresh(SCALE_OF[variant])
-    for layout, layout_state in (("timm", state), ("official", timm_to_official(state))):
+    for layout, layout_state in (("timm", state), ("official", _official_layout(state))):
         model = copy.deepcopy(fresh).eval()
         report = load_backbone_weights(model, _save(layout_state, tmp_path / f"{variant}-{layout}.pth"))
         assert (report.layout, report.ok, report.layers) == (layout, True, list(range(BACKBONE_LAYERS)))
@@ -162,6 +182,8 @@ def test_loads_into_every_bundled_fasternet_yaml(yaml_name):
 def test_layout_conversion_round_trips_and_is_detected():
     state = _reference("t0").state_dict()
     official = timm_to_official(state)
+    assert official.keys() == _official_layout(state).keys()  # the converter gives the official names, all of them
+    assert all(official[k] is v for k, v in _official_layout(state).items())  # each on the right tensor
     assert "stages.1.reduction.weight" in official and "stages.6.blocks.1.mlp.3.weight" in official
     assert "avgpool_pre_head.1.weight" in official and "head.bias" in official
     assert official_to_timm(official).keys() == state.keys()

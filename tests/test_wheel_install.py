@@ -97,3 +97,51 @@ def test_editable_install_puts_only_the_startup_hook_into_site_packages(tmp_path
         REPO / "plugins" / "yolo_fasternet_autoload.py"
     ).read_bytes()
     assert (site / "_yolo_fasternet.pth").read_text().strip() == str(REPO / "plugins")  # the package, from the checkout
+
+
+README_WHEEL_LINES = ("python -m pip wheel", "pip install dist/")
+
+
+def _readme_wheel_commands() -> list[str]:
+    """The README install block's wheel commands, as written (comments dropped)."""
+    from test_docs import code_blocks
+
+    block = next(b for b in code_blocks((REPO / "README.md").read_text()) if any("pip wheel" in x for x in b.body))
+    lines = [line.split("#", 1)[0].strip() for line in block.body]
+    commands = [line for line in lines if line.startswith(README_WHEEL_LINES)]
+    assert len(commands) == 2, commands
+    return commands
+
+
+@pytest.mark.slow
+def test_readme_wheel_commands_build_the_wheel_they_name_and_it_installs(tmp_path):
+    """The README's two wheel lines, run in a copy of the project's sources: the build writes the file the install
+    line names (its version included), and that file installs. Two differences from a user's machine, both because
+    the suite runs offline: pip builds with this venv's hatchling (``PIP_NO_BUILD_ISOLATION=0``, which pip reads as
+    "no isolation") instead of downloading it, and the install is ``--no-deps --target`` a scratch folder, so that
+    nothing is resolved from the registry and this venv is left as it is."""
+    import os
+    import shlex
+    import shutil
+
+    build, install = _readme_wheel_commands()
+    sources = tmp_path / "src"
+    sources.mkdir()
+    for name in ("pyproject.toml", "hatch_build.py", "README.md", "plugins", "cfg", "weights"):
+        if (REPO / name).is_dir():
+            shutil.copytree(REPO / name, sources / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(REPO / name, sources / name)
+    env = {**os.environ, "PIP_NO_BUILD_ISOLATION": "0"}
+    argv = shlex.split(build)
+    argv[0] = sys.executable if argv[0] == "python" else argv[0]
+    subprocess.run(argv, cwd=sources, env=env, check=True, capture_output=True, timeout=300)
+    wheel = shlex.split(install)[-1]
+    assert (sources / wheel).is_file(), (
+        f"the README installs {wheel}; the build wrote {sorted(os.listdir(sources / 'dist'))}"
+    )
+    site = tmp_path / "site"
+    argv = [sys.executable, "-m", *shlex.split(install), "--no-deps", "--target", str(site), "-q"]
+    subprocess.run(argv, cwd=sources, check=True, capture_output=True, timeout=300)
+    assert (site / "yolo_fasternet" / "__init__.py").is_file() and (site / "yolo_fasternet.pth").is_file()
+    assert (site / "yolo_fasternet" / "cfg" / "yolov8-fasternet.yaml").is_file()
