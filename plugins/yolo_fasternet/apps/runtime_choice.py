@@ -11,7 +11,8 @@
   imgsz, newer than the checkpoint) is a candidate too. On a GPU, ``auto`` runs PyTorch. Model YAMLs (random weights)
   run in PyTorch and exported models as they are.
 - ``torch`` runs the checkpoint in PyTorch and never exports; ``openvino``, ``onnx``, ``ncnn`` and ``mnn`` export (or
-  reuse the cache) and run that runtime without timing; ``openvino-int8`` runs ``quantize``'s INT8 model of the checkpoint.
+  reuse the cache) and run that runtime without timing; ``openvino-int8`` runs ``quantize``'s INT8 model of the
+  checkpoint.
 
 Precision: the exports are f32 models (``EXPORT_PRECISION``, part of the cache key). When one is made, its raw outputs
 on a fixed input, run at f32, are compared with PyTorch's part by part (``outputs_agree``: boxes, class scores, masks,
