@@ -16,10 +16,10 @@ import pytest
 from ultralytics import YOLO
 from ultralytics.engine.model import Model
 
-from yolo_fasternet.apps import export_cache, runtime_choice
-from yolo_fasternet.apps.export_cache import ENTRY_FILE, ExportCache
-from yolo_fasternet.apps.inference_threads import backend_format, set_threads
-from yolo_fasternet.apps.runtime_choice import EXPORT_PRECISION, RuntimeChooser, outputs_agree, raw_outputs
+from yolo_fasternet.apps.detection import export_cache, runtime_choice
+from yolo_fasternet.apps.detection.export_cache import ENTRY_FILE, ExportCache
+from yolo_fasternet.apps.detection.inference_threads import backend_format, set_threads
+from yolo_fasternet.apps.detection.runtime_choice import EXPORT_PRECISION, RuntimeChooser, outputs_agree, raw_outputs
 from yolo_fasternet.apps.synthetic_data import make_synthetic_dataset
 from yolo_fasternet.cli import main as cli_main
 from yolo_fasternet.integration.output_parts import layout_of
@@ -362,7 +362,7 @@ def test_truncated_openvino_weights_name_the_file(auto_cache, tmp_path, clip, ca
 
 def test_numeric_options_have_stated_ranges(capsys):
     from yolo_fasternet.apps import detect as detect_app
-    from yolo_fasternet.apps.inference_threads import cpu_cores
+    from yolo_fasternet.apps.detection.inference_threads import cpu_cores
 
     args = detect_app.parse_args(["--weights", "x.pt", "--threads", "999"])
     assert args.threads == cpu_cores()  # lowered to the cores, with a notice

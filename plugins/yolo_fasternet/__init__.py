@@ -15,8 +15,9 @@ Layout, by concern:
 - ``integration/``: how they plug into Ultralytics (module table, registration, ``parse_model`` patch, YAML lookup,
   errors by layer, the ``fuse()`` hook, old checkpoint class paths);
 - ``pretrained/``: FasterNet ImageNet checkpoints (variants, key layouts, files, loading, fine-tuning callbacks);
-- ``apps/``: the commands (train, detect with its video sources and live capture, ablate, zoo, weights, synthetic
-  data), behind one console command, ``yolo-fasternet`` (``cli.py``).
+- ``apps/``: the commands (train; detect, with its machinery in ``detection/``: runtimes, export cache, sources, live
+  capture; ablate, with ``ablation/``; zoo, weights, synthetic data), behind one console command, ``yolo-fasternet``
+  (``cli.py``).
 """
 
 from .integration.channel_rules import KINDS, LayerInputs

@@ -40,10 +40,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..error_text import first_line
-from ..integration.export_packages import missing_line
-from ..integration.output_parts import OutputLayout, compare_outputs, layout_of, prediction_arrays, worst_ratio
-from .command_errors import CommandError, UsageError
+from ...error_text import first_line
+from ...integration.export_packages import missing_line
+from ...integration.output_parts import OutputLayout, compare_outputs, layout_of, prediction_arrays, worst_ratio
+from ..command_errors import CommandError, UsageError
+from ..preflight import load_model
 from .export_cache import RUNTIME_PACKAGES, ExportCache
 from .inference_threads import (
     TUNE_FRAMES,
@@ -54,7 +55,6 @@ from .inference_threads import (
     set_threads,
     thread_candidates,
 )
-from .preflight import load_model
 
 RUNTIMES = ("auto", "torch", "openvino", "onnx", "ncnn", "mnn", "openvino-int8")
 EXPORTED = ("openvino", "onnx", "ncnn", "mnn")  # what auto exports to, in this order

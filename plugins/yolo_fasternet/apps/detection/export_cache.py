@@ -68,7 +68,7 @@ def versions(fmt: str) -> dict[str, str]:
         except metadata.PackageNotFoundError:
             found[name] = "-"
     if found["yolo-fasternet"] == "-":  # run from a source tree without an install
-        from .. import __version__
+        from ... import __version__
 
         found["yolo-fasternet"] = __version__
     return found
