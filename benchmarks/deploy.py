@@ -12,7 +12,8 @@ at ``AutoBackend``'s defaults, as ``yolo predict`` runs it: OpenVINO at its CPU 
 AMX or AVX512-BF16, hence its larger difference there).
 
     python benchmarks/deploy.py --matrix --write-docs           # docs/deploying.md's matrix (every family, 64 px)
-    python benchmarks/deploy.py --models yolov8n-fasternet.yaml yolov8n.yaml --imgsz 640 320
+    python benchmarks/deploy.py --models yolov8n-fasternet.yaml yolov8n.yaml yolov8s-fasternet.yaml yolov8s.yaml \
+        --imgsz 640 320 --formats torch onnx openvino ncnn mnn --write-docs   # docs/deploying.md's benchmark
     python benchmarks/deploy.py --models yolov8s-fasternet.yaml yolov8s.yaml --formats torch ncnn mnn --runs 50
 
 On an ARM board the same command measures that board (NCNN and MNN then run fp16 where the CPU has it: the
@@ -54,7 +55,17 @@ MATRIX_MODELS = (
     "yolov8n.yaml",
 )
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "deploying.md"
-BEGIN, END = "<!-- deploy-matrix:begin (benchmarks/deploy.py --matrix --write-docs) -->", "<!-- deploy-matrix:end -->"
+# The sections of docs/deploying.md that --write-docs replaces: the matrix (--matrix) or the side-by-side benchmark.
+MARKERS = {
+    "matrix": (
+        "<!-- deploy-matrix:begin (benchmarks/deploy.py --matrix --write-docs) -->",
+        "<!-- deploy-matrix:end -->",
+    ),
+    "benchmark": (
+        "<!-- deploy-benchmark:begin (benchmarks/deploy.py --write-docs) -->",
+        "<!-- deploy-benchmark:end -->",
+    ),
+}
 
 
 def nontrivial(model: torch.nn.Module) -> None:
@@ -193,18 +204,20 @@ def header(argv: list[str]) -> str:
         info = Path("/proc/cpuinfo").read_text()
         cpu = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), cpu)
     command = " ".join(["python benchmarks/deploy.py", *argv])
+    load = "load average {:.1f} {:.1f} {:.1f} at the start".format(*os.getloadavg())
     return (
         f"Command: `{command}`; {time.strftime('%Y-%m-%d')}; {cpu}, {os.cpu_count()} CPUs, torch threads "
-        f"{torch.get_num_threads()}; Python {platform.python_version()}; {versions}."
+        f"{torch.get_num_threads()}, {load}; Python {platform.python_version()}; {versions}."
     )
 
 
-def write_docs(text: str) -> None:
+def write_docs(text: str, section: str) -> None:
+    begin, end = MARKERS[section]
     page = DOCS.read_text()
-    pattern = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END), re.S)
+    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
     if not pattern.search(page):
-        raise SystemExit(f"{DOCS}: no {BEGIN} ... {END} section to replace")
-    DOCS.write_text(pattern.sub(lambda _: f"{BEGIN}\n{text}\n{END}", page))
+        raise SystemExit(f"{DOCS}: no {begin} ... {end} section to replace")
+    DOCS.write_text(pattern.sub(lambda _: f"{begin}\n{text}\n{end}", page))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -215,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--imgsz", nargs="+", type=int, default=[640])
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--matrix", action="store_true", help="every bundled family and stock yolov8n, at 64 px")
-    parser.add_argument("--write-docs", action="store_true", help="replace the matrix in docs/deploying.md")
+    parser.add_argument("--write-docs", action="store_true", help="replace the table's section in docs/deploying.md")
     args = parser.parse_args(argv)
     os.environ.setdefault("YOLO_OFFLINE", "1")
     if args.matrix:
@@ -236,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     text = "\n\n".join(out)
     print(text)
     if args.write_docs:
-        write_docs(text)
+        write_docs(text, "matrix" if args.matrix else "benchmark")
     return 0
 
 
