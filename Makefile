@@ -9,7 +9,7 @@ export YOLO_OFFLINE ?= 1
 # mkdocs-material prints a banner about MkDocs 2.0 on every build; this silences it
 export NO_MKDOCS_2_WARNING ?= 1
 
-.PHONY: demo test lint format install install-test install-docs docs docs-build test-oldest-ultralytics clean
+.PHONY: demo test lint format install install-test install-docs docs docs-build test-oldest-ultralytics mutation clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,12 @@ test-oldest-ultralytics: install-test
 	$(PY) -c "import ultralytics; print('registration tests on ultralytics', ultralytics.__version__)" && \
 	$(PY) -m pytest -m registration; status=$$?; \
 	$(PIP) install --quiet --no-deps "ultralytics==$$current"; exit $$status
+
+# Mutation testing (not part of `make test`: hours on two cores): each package's mutants against the in-process tests
+# that exercise it, scores printed, survivors listed in build/mutation/<package>/survivors.txt. PACKAGES=nn limits it.
+mutation: install-test
+	$(PIP) install --quiet -e ".[mutation]"
+	$(PY) scripts/mutation.py $(PACKAGES)
 
 clean:
 	rm -rf $(VENV) build dist site *.egg-info .pytest_cache .ruff_cache runs

@@ -173,6 +173,7 @@ CASES = [
     ("cli", "zoo --models nosuchpattern", 2, ["'nosuchpattern'"]),
     ("cli", "data --n-train 0", 2, ["n_train"]),
     ("cli", "data --root {tmp}/blocker", 1, ["blocker"]),
+    ("cli", "data --root {tmp}/dense --mode hard --task semantic", 2, ["task 'semantic'", "needs mode 'shapes'"]),
     ("cli", "trian", 2, ["'trian'", "train"]),
 ]
 

@@ -21,7 +21,7 @@ from yolo_fasternet.integration.yaml_lookup import cfg_dir
 from conftest import assert_outputs_close, nontrivial_outputs
 
 IMGSZ = 96  # P3/P4/P5 maps of 12, 6 and 3: odd sizes at the deepest level, and still fast on CPU
-TASK_SUFFIX = re.compile(r"-(seg|pose|obb|cls)$")
+TASK_SUFFIX = re.compile(r"-(seg|pose|obb|cls|sem|depth)$")
 DETECTION_YAMLS = sorted(p.name for p in cfg_dir().glob("*.yaml") if not TASK_SUFFIX.search(p.stem))
 FORMATS = ["onnx", "torchscript", "openvino"]
 

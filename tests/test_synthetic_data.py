@@ -1,4 +1,5 @@
-"""The synthetic shapes dataset: deterministic, valid YOLO labels, cached, regenerated after an interruption."""
+"""The synthetic shapes dataset: deterministic, valid YOLO labels, masks and depth maps, cached, regenerated after an
+interruption."""
 
 from __future__ import annotations
 
@@ -25,9 +26,9 @@ def _contents(folder: Path) -> dict[str, bytes]:
 def test_same_seed_gives_byte_identical_files(tmp_path):
     a = make_synthetic_dataset(tmp_path / "a", seed=3, **SMALL)
     b = make_synthetic_dataset(tmp_path / "b", seed=3, **SMALL)
-    assert a.parent.name == b.parent.name == "shapes-v1-8-4-64-s3"
+    assert a.parent.name == b.parent.name == "shapes-v2-8-4-64-s3"
     files = _contents(a.parent)
-    assert len(files) == 2 * (8 + 4) + 1  # images, labels, manifest
+    assert len(files) == 4 * (8 + 4) + 1  # images, labels, masks, depth maps, manifest
     assert files == _contents(b.parent)
     data_a, data_b = yaml.safe_load(a.read_text()), yaml.safe_load(b.read_text())
     assert (data_a.pop("path"), data_b.pop("path")) == (str(a.parent), str(b.parent))
@@ -130,7 +131,7 @@ def test_interrupted_generation_is_regenerated(tmp_path, monkeypatch):
     monkeypatch.setattr(synthetic_data, "draw_image", crash_after_three)
     with pytest.raises(KeyboardInterrupt):
         make_synthetic_dataset(tmp_path, **SMALL)
-    folder = tmp_path / "shapes-v1-8-4-64-s0"
+    folder = tmp_path / "shapes-v2-8-4-64-s0"
     assert not (folder / MANIFEST).exists()
     stray = folder / "images" / "train" / "stray.jpg"
     stray.write_bytes(b"left over")
@@ -152,7 +153,7 @@ def test_a_corrupt_manifest_means_regenerate(tmp_path):
 
 def test_default_root_comes_from_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("YOLO_FASTERNET_CACHE", str(tmp_path))
-    assert make_synthetic_dataset(**SMALL) == tmp_path.resolve() / "shapes-v1-8-4-64-s0" / "data.yaml"
+    assert make_synthetic_dataset(**SMALL) == tmp_path.resolve() / "shapes-v2-8-4-64-s0" / "data.yaml"
 
 
 @pytest.mark.parametrize(
@@ -176,8 +177,50 @@ def test_bad_arguments_raise_value_error(tmp_path, kwargs, match):
 def test_command_line_prints_the_yaml_path(tmp_path, capsys):
     argv = ["--root", str(tmp_path), "--n-train", "8", "--n-val", "4", "--imgsz", "64", "--seed", "2"]
     assert synthetic_data.main(argv) == 0
-    assert capsys.readouterr().out.strip() == str(tmp_path.resolve() / "shapes-v1-8-4-64-s2" / "data.yaml")
+    assert capsys.readouterr().out.strip() == str(tmp_path.resolve() / "shapes-v2-8-4-64-s2" / "data.yaml")
     with pytest.raises(SystemExit) as exc:
         synthetic_data.main(["--root", str(tmp_path), "--imgsz", "8"])
     assert exc.value.code == 2
     assert "imgsz" in capsys.readouterr().err
+
+
+def test_dense_labels_are_what_ultralytics_semantic_and_depth_datasets_read(tmp_path):
+    from ultralytics.data.utils import load_depth
+
+    semantic_yaml = make_synthetic_dataset(tmp_path, task="semantic", **SMALL)
+    folder = semantic_yaml.parent
+    assert make_synthetic_dataset(tmp_path, task="depth", **SMALL) == folder / "depth.yaml"
+    semantic, depth_data = (
+        yaml.safe_load(semantic_yaml.read_text()),
+        yaml.safe_load((folder / "depth.yaml").read_text()),
+    )
+    assert semantic["masks_dir"] == "masks" and semantic["names"] == dict(enumerate(["background", *NAMES]))
+    assert depth_data["depth_scale"] == 1000 and depth_data["nc"] == 1
+    size = SMALL["imgsz"]
+    for image in sorted((folder / "images" / "train").iterdir()):
+        mask = cv2.imread(str(folder / "masks" / "train" / f"{image.stem}.png"), cv2.IMREAD_UNCHANGED)
+        assert mask.dtype == np.uint8 and mask.shape == (size, size)
+        labels = [line.split() for line in (folder / "labels" / "train" / f"{image.stem}.txt").read_text().splitlines()]
+        covered = np.zeros_like(mask, bool)
+        for _cls, *xywh in labels:
+            x, y, w, h = (float(v) * size for v in xywh)
+            covered[
+                max(int(y - h / 2) - 1, 0) : int(y + h / 2) + 2, max(int(x - w / 2) - 1, 0) : int(x + w / 2) + 2
+            ] = 1
+        assert set(np.unique(mask)) - {0} <= {int(c) + 1 for c, *_ in labels}, image.name  # ids are class + 1
+        assert not (mask[~covered] > 0).any(), image.name  # a shape's pixels lie inside its box
+        assert (mask > 0).any(), image.name  # every image has at least one shape
+        depth = load_depth(folder / "depth" / "train" / f"{image.stem}.png", depth_data["depth_scale"])  # metres
+        ground = mask == 0
+        assert depth.shape == (size, size) and depth[ground].min() >= synthetic_data.DEPTH_NEAR - 1e-3
+        assert depth[ground].max() <= synthetic_data.DEPTH_FAR + 1e-3
+        rows = [depth[r][ground[r]].mean() for r in range(size) if ground[r].any()]
+        assert all(a > b for a, b in zip(rows, rows[1:])), image.name  # the ground comes nearer row by row
+        assert (depth[~ground] < synthetic_data.DEPTH_NEAR).all()  # every shape stands in front of the ground plane
+
+
+def test_dense_tasks_need_the_shapes_mode(tmp_path):
+    with pytest.raises(ValueError, match="task 'semantic' needs mode 'shapes' \\(the 'hard' mode has box labels only"):
+        make_synthetic_dataset(tmp_path, mode="hard", task="semantic", **SMALL)
+    with pytest.raises(ValueError, match="task must be one of detect, semantic, depth, got 'panoptic'"):
+        make_synthetic_dataset(tmp_path, task="panoptic", **SMALL)

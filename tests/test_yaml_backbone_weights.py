@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -76,6 +77,38 @@ def test_classification_yamls_load_the_weights_too(t0_file, tmp_path):
     expected = ClassificationModel("yolov8n-fasternet-cls.yaml", verbose=False)
     load_backbone_weights(expected, t0_file)
     assert backbone_diff(model.state_dict(), expected) == 0
+
+
+# one YAML per model class Ultralytics builds (segment, classify, semantic, depth), and a YOLOv8 neck under a dense head
+TASK_YAMLS = ["yolo26-fasternet-seg.yaml", "yolo26-fasternet-cls.yaml", "yolo26-fasternet-sem.yaml"]
+TASK_YAMLS += ["yolo26-fasternet-depth.yaml", "yolov8-fasternet-sem.yaml"]
+MODEL_CLASSES = {
+    "segment": "SegmentationModel",
+    "classify": "ClassificationModel",
+    "semantic": "SemanticSegmentationModel",
+    "depth": "DepthModel",
+}
+
+
+@pytest.mark.registration
+@pytest.mark.parametrize("yaml_name", TASK_YAMLS)
+def test_every_task_yaml_loads_the_weights(yaml_name, t0_file, tmp_path):
+    """Each task's model class (SemanticSegmentationModel, DepthModel, ...) gets the weights, after its own init."""
+    from ultralytics.nn import tasks
+
+    scaled = re.sub(r"^(yolo(?:v)?\d+)-", r"\g<1>n-", yaml_name)
+    try:
+        task = tasks.guess_model_task(tasks.yaml_model_load(scaled))
+    except RuntimeError as e:  # a head this Ultralytics does not have yet
+        pytest.skip(str(e).split(";")[0])
+    model_class = getattr(tasks, MODEL_CLASSES[task])
+    yaml_file = tmp_path / scaled.replace("-fasternet", "-fn-t0")
+    yaml_file.write_text((REPO / "cfg" / yaml_name).read_text() + f"\nbackbone_weights: {t0_file}\n")
+    model = model_class(str(yaml_file), verbose=False)
+    expected = model_class(scaled, verbose=False)
+    load_backbone_weights(expected, t0_file)
+    assert backbone_diff(model.state_dict(), expected) == 0
+    assert backbone_eps(model) == {1e-5}
 
 
 @pytest.mark.registration

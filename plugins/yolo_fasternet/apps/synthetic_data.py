@@ -1,8 +1,19 @@
-"""A deterministic synthetic detection dataset (circles, squares, triangles), so training needs no download.
+"""A deterministic synthetic dataset (circles, squares, triangles), so training needs no download.
 
 Two modes: ``shapes`` (the default; three classes on textured backgrounds, what ``make demo`` trains on) and ``hard``
 (six classes, small to large objects, unlabelled clutter strokes, objects partly hidden by each other and by
 occluding bars; what the ablation's quick preset ranks models on, see ``ablation/presets.py``).
+
+The ``shapes`` mode also has dense labels for every image, in the formats Ultralytics' semantic and depth datasets
+read (``data/dataset.py``: ``SemanticDataset``, ``DepthDataset``):
+
+- ``masks/{train,val}/<stem>.png``: 8-bit class ids, 0 background and 1/2/3 circle/square/triangle, each shape
+  filled without anti-aliasing in drawing order (a later shape covers an earlier one, as in the image);
+  ``semantic.yaml`` points at them (``masks_dir: masks``, four names).
+- ``depth/{train,val}/<stem>.png``: 16-bit millimetres (``depth_scale: 1000`` in ``depth.yaml``). The background is
+  a ground plane seen from above the horizon, ``DEPTH_FAR`` metres at the top row to ``DEPTH_NEAR`` at the bottom;
+  each shape is a flat object facing the camera at ``DEPTH_SIZE / r`` metres (``r`` its circumradius as a fraction of
+  the image side: the larger, the nearer, a cue one image shows), painted in drawing order like the masks.
 
 ``make_synthetic_dataset()`` writes a YOLO-format dataset (``images/{train,val}``, ``labels/{train,val}``, a dataset
 YAML) into a cache folder named after its parameters and returns the YAML path. The same arguments always give
@@ -27,9 +38,10 @@ from .arguments import key_value_to_options, plain_description
 from .command_errors import CommandParser, command
 
 NAMES = ("circle", "square", "triangle")
-VERSION = "shapes-v1"  # bump when the drawing changes, so cached datasets from older code are not reused
+# bump a version when the drawing changes, so cached datasets from older code are not reused
+VERSION = "shapes-v2"  # v2 adds masks and depth maps; images and labels are byte-identical to v1
 HARD_NAMES = ("circle", "square", "triangle", "star", "cross", "ring")
-HARD_VERSION = "shapes-hard-v1"  # the same rule for the hard mode
+HARD_VERSION = "shapes-hard-v1"
 MODES = {"shapes": (VERSION, NAMES), "hard": (HARD_VERSION, HARD_NAMES)}  # mode -> (cache name prefix, classes)
 HARD_MAX_OBJECTS = 7
 HARD_RADIUS = (0.07, 0.32)  # circumradius range as a fraction of the image side, drawn log-uniformly
@@ -41,6 +53,11 @@ MIN_IMGSZ = 32  # below this the smallest shapes are a few pixels wide
 SHIFT = 4  # cv2 draws with fixed-point coordinates: 4 fractional bits keep sub-pixel positions and sizes
 SUBPIXEL = 1 << SHIFT
 MIN_CONTRAST = 90  # sum of absolute BGR differences between a shape and the background under it
+SEMANTIC_NAMES = ("background", *NAMES)
+DEPTH_NEAR, DEPTH_FAR = 2.0, 6.0  # metres: the ground plane at the bottom and top rows
+DEPTH_SIZE = 0.1  # metres: a shape of circumradius r (fraction of the image side) stands at DEPTH_SIZE / r (0.5-1.7 m)
+DEPTH_SCALE = 1000  # PNG value per metre, Ultralytics' default depth_scale
+TASK_YAMLS = {"detect": "data.yaml", "semantic": "semantic.yaml", "depth": "depth.yaml"}
 
 
 def default_root() -> Path:
@@ -99,8 +116,14 @@ def _overlap_too_much(box: np.ndarray, boxes: list[np.ndarray], limit: float = 0
     return False
 
 
-def draw_image(rng: np.random.Generator, imgsz: int, max_objects: int = MAX_OBJECTS) -> tuple[np.ndarray, list]:
-    """Draw one ``imgsz`` x ``imgsz`` BGR image; return it and its labels as ``(cls, cx, cy, w, h)`` normalized."""
+def draw_image(
+    rng: np.random.Generator, imgsz: int, max_objects: int = MAX_OBJECTS, shapes: list | None = None
+) -> tuple[np.ndarray, list]:
+    """Draw one ``imgsz`` x ``imgsz`` BGR image; return it and its labels as ``(cls, cx, cy, w, h)`` normalized.
+
+    ``shapes``, if given, receives each drawn shape in drawing order as ``(cls, cx, cy, r, vertices)`` in pixels
+    (vertices None for a circle), for ``dense_labels``; it does not change what is drawn.
+    """
     img = _background(rng, imgsz)
     boxes, labels = [], []
     for _ in range(int(rng.integers(1, max_objects + 1))):
@@ -127,9 +150,29 @@ def draw_image(rng: np.random.Generator, imgsz: int, max_objects: int = MAX_OBJE
         else:
             cv2.fillPoly(img, [np.round(pts * SUBPIXEL).astype(np.int32)], color, cv2.LINE_AA, SHIFT)
         boxes.append(box)
+        if shapes is not None:
+            shapes.append((cls, cx, cy, r, None if cls == 0 else pts))
         xc, yc, w, h = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2, box[2] - box[0], box[3] - box[1]
         labels.append((cls, xc / imgsz, yc / imgsz, w / imgsz, h / imgsz))
     return img, labels
+
+
+def dense_labels(shapes: list, imgsz: int) -> tuple[np.ndarray, np.ndarray]:
+    """The class-id mask (uint8) and depth map (float32 metres) of the shapes ``draw_image`` drew (see module doc)."""
+    mask = np.zeros((imgsz, imgsz), np.uint8)
+    rows = (np.arange(imgsz, dtype=np.float32) + 0.5) / imgsz
+    depth = np.repeat((DEPTH_FAR + (DEPTH_NEAR - DEPTH_FAR) * rows)[:, None], imgsz, axis=1)
+    for cls, cx, cy, r, pts in shapes:
+        inside = np.zeros((imgsz, imgsz), np.uint8)
+        if pts is None:
+            cv2.circle(
+                inside, (round(cx * SUBPIXEL), round(cy * SUBPIXEL)), round(r * SUBPIXEL), 1, -1, cv2.LINE_8, SHIFT
+            )
+        else:
+            cv2.fillPoly(inside, [np.round(pts * SUBPIXEL).astype(np.int32)], 1, cv2.LINE_8, SHIFT)
+        mask[inside > 0] = cls + 1
+        depth[inside > 0] = DEPTH_SIZE * imgsz / r
+    return mask, depth
 
 
 def _hard_shape(cls: int, cx: float, cy: float, r: float, angle: float) -> list[np.ndarray]:
@@ -225,6 +268,11 @@ def draw_hard_image(rng: np.random.Generator, imgsz: int) -> tuple[np.ndarray, l
     return img, labels
 
 
+def _write_png(path: Path, array: np.ndarray) -> None:
+    if not cv2.imwrite(str(path), array):
+        raise OSError(f"could not write {path}")
+
+
 def _params(n_train: int, n_val: int, imgsz: int, seed: int, mode: str) -> dict:
     version, names = MODES[mode]
     return {"version": version, "n_train": n_train, "n_val": n_val, "imgsz": imgsz, "seed": seed, "names": names}
@@ -246,8 +294,9 @@ def make_synthetic_dataset(
     imgsz: int = IMGSZ,
     seed: int = 0,
     mode: str = "shapes",
+    task: str = "detect",
 ) -> Path:
-    """Generate (or reuse) the synthetic shapes dataset and return its dataset YAML path.
+    """Generate (or reuse) the synthetic shapes dataset and return the dataset YAML path for ``task``.
 
     Args:
         root: Parent folder; the dataset goes into ``root/<version>-<n_train>-<n_val>-<imgsz>-s<seed>`` with
@@ -257,12 +306,18 @@ def make_synthetic_dataset(
         imgsz: Side of the square images in pixels (at least 32).
         seed: Seed of the random generator; the same arguments always give byte-identical files.
         mode: ``"shapes"`` (three classes) or ``"hard"`` (six classes, clutter, occlusion, small and large objects).
+        task: ``"detect"`` (``data.yaml``), ``"semantic"`` (``semantic.yaml``) or ``"depth"`` (``depth.yaml``); the
+            dense tasks exist in the ``shapes`` mode. Every task's YAML is written: one folder serves all three.
 
     Raises:
-        ValueError: If a size or the seed is not a valid integer, or the mode is unknown.
+        ValueError: If a size or the seed is not a valid integer, or the mode or task is unknown.
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    if task not in TASK_YAMLS:
+        raise ValueError(f"task must be one of {', '.join(TASK_YAMLS)}, got {task!r}")
+    if task != "detect" and mode != "shapes":
+        raise ValueError(f"task {task!r} needs mode 'shapes' (the {mode!r} mode has box labels only)")
     _check_int("n_train", n_train, 1)
     _check_int("n_val", n_val, 1)
     _check_int("imgsz", imgsz, MIN_IMGSZ)
@@ -273,23 +328,30 @@ def make_synthetic_dataset(
     folder = folder / f"{params['version']}-{n_train}-{n_val}-{imgsz}-s{seed}"
     data_yaml = folder / "data.yaml"
     if _is_complete(folder, params):
-        return data_yaml
+        return folder / TASK_YAMLS[task]
 
     # Start from scratch: a previous, interrupted generation may have left some files behind
     (folder / MANIFEST).unlink(missing_ok=True)
-    for sub in ("images", "labels"):
+    dense = mode == "shapes"
+    subs = ("images", "labels", "masks", "depth") if dense else ("images", "labels")
+    for sub in ("images", "labels", "masks", "depth"):
         shutil.rmtree(folder / sub, ignore_errors=True)
     rng = np.random.default_rng(seed)
     for split, n in (("train", n_train), ("val", n_val)):
-        (folder / "images" / split).mkdir(parents=True)
-        (folder / "labels" / split).mkdir(parents=True)
+        for sub in subs:
+            (folder / sub / split).mkdir(parents=True)
         for i in range(n):
-            img, labels = draw_hard_image(rng, imgsz) if mode == "hard" else draw_image(rng, imgsz)
+            shapes = []
+            img, labels = draw_hard_image(rng, imgsz) if mode == "hard" else draw_image(rng, imgsz, shapes=shapes)
             image_file = folder / "images" / split / f"{i:06d}.jpg"
             if not cv2.imwrite(str(image_file), img, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]):
                 raise OSError(f"could not write {image_file}")
             lines = [f"{c} {x:.6f} {y:.6f} {w:.6f} {h:.6f}\n" for c, x, y, w, h in labels]
             (folder / "labels" / split / f"{i:06d}.txt").write_text("".join(lines))
+            if dense:
+                mask, depth = dense_labels(shapes, imgsz)
+                _write_png(folder / "masks" / split / f"{i:06d}.png", mask)
+                _write_png(folder / "depth" / split / f"{i:06d}.png", np.round(depth * DEPTH_SCALE).astype(np.uint16))
 
     data = {
         "path": str(folder),
@@ -298,8 +360,13 @@ def make_synthetic_dataset(
         "names": dict(enumerate(params["names"])),
     }
     data_yaml.write_text(yaml.safe_dump(data, sort_keys=False))
+    if dense:
+        semantic = {**data, "masks_dir": "masks", "names": dict(enumerate(SEMANTIC_NAMES))}
+        (folder / TASK_YAMLS["semantic"]).write_text(yaml.safe_dump(semantic, sort_keys=False))
+        depth = {**data, "nc": 1, "names": {0: "depth"}, "depth_scale": DEPTH_SCALE}
+        (folder / TASK_YAMLS["depth"]).write_text(yaml.safe_dump(depth, sort_keys=False))
     (folder / MANIFEST).write_text(json.dumps(params, indent=2) + "\n")  # last: marks the dataset complete
-    return data_yaml
+    return folder / TASK_YAMLS[task]
 
 
 @command("yolo-fasternet data")
@@ -312,9 +379,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--imgsz", type=int, default=IMGSZ, help=f"image side in pixels (default: {IMGSZ})")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.add_argument("--mode", choices=MODES, default="shapes", help="dataset mode (default: %(default)s)")
+    parser.add_argument(
+        "--task", choices=TASK_YAMLS, default="detect", help="whose dataset YAML to print (default: %(default)s)"
+    )
     args = parser.parse_args(key_value_to_options(argv, parser))
     try:
-        print(make_synthetic_dataset(args.root, args.n_train, args.n_val, args.imgsz, args.seed, args.mode))
+        print(make_synthetic_dataset(args.root, args.n_train, args.n_val, args.imgsz, args.seed, args.mode, args.task))
     except ValueError as e:
         parser.error(str(e))
     return 0

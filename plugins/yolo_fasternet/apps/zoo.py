@@ -40,9 +40,24 @@ def scaled_name(yaml_name: str, scale: str) -> str:
     return re.sub(r"^(yolo(?:v)?\d+)", rf"\g<1>{scale}", yaml_name, count=1)
 
 
+# Ultralytics ships the semantic and depth tasks for YOLO26 only, so YOLOv8/YOLO11 variants compare with YOLO26's.
+_YOLO26_ONLY_TASK = re.compile(r"-(sem|depth)\.ya?ml$")
+
+
 def stock_counterpart(yaml_name: str, scale: str) -> str:
-    """The stock Ultralytics YAML of the same family, task and scale: ``yolov8n-fasternet-seg`` -> ``yolov8n-seg``."""
-    return scaled_name(_PLUGIN_PART.sub("", yaml_name), scale)
+    """The stock Ultralytics YAML of the same family, task and scale: ``yolov8n-fasternet-seg`` -> ``yolov8n-seg``.
+
+    Semantic and depth exist in Ultralytics for YOLO26 only: ``yolov8-fasternet-sem`` -> ``yolo26n-sem``.
+    """
+    return scaled_name(_stock_name(yaml_name), scale)
+
+
+def _stock_name(yaml_name: str) -> str:
+    """``yaml_name`` with its plugin part removed (a scale letter in it stays), YOLO26 for the YOLO26-only tasks."""
+    stock = _PLUGIN_PART.sub("", yaml_name)
+    if _YOLO26_ONLY_TASK.search(stock):
+        stock = re.sub(r"^yolo(?:v)?\d+", "yolo26", stock, count=1)
+    return stock
 
 
 @dataclass
@@ -90,7 +105,7 @@ def time_pair(a: torch.nn.Module, b: torch.nn.Module, imgsz: int, runs: int, war
 def _pairs(scales: str, patterns: list[str], names: list[str]):
     """(model, stock model) names: the given names (scale in the name), else bundled YAMLs matching any pattern."""
     if names:
-        yield from ((name, _PLUGIN_PART.sub("", name)) for name in names)
+        yield from ((name, _stock_name(name)) for name in names)
         return
     for path in sorted(cfg_dir().glob("*.yaml")):
         if any(p in path.name for p in patterns or [""]):

@@ -84,23 +84,27 @@ def _parse_model_with_context(scaled_parse_model, namespace: dict, version: str)
     return parse_model
 
 
-def _yaml_model_load_with_bundled(original, guess_model_scale, ultralytics_root: Path):
-    """Wrap yaml_model_load: bundled YAMLs by bare name (scale letter kept for the scale), clear not-found errors."""
+def _yaml_model_load_with_bundled(original, guess_model_scale, ultralytics_root: Path, version: str):
+    """Wrap yaml_model_load: bundled YAMLs by bare name (scale letter kept for the scale), clear not-found errors,
+    and a YAML's ``min_ultralytics`` checked here too: before Ultralytics guesses the task from the head (an 8.3
+    release guesses none for ``Segment26`` or ``SemanticSegment`` and fails without naming the release it needs)."""
 
     @functools.wraps(original)
     def yaml_model_load(path):
         bundled = bundled_yaml(path)
         if bundled is None:
             try:
-                return original(path)
+                d = original(path)
             except FileNotFoundError as e:
                 where = [Path.cwd() / str(path), ultralytics_root / "**", ultralytics_root.parent, cfg_dir()]
                 raise FileNotFoundError(
                     f"model YAML '{path}' not found. Looked in: " + ", ".join(str(w) for w in where)
                 ) from e
-        d = original(bundled)
-        d["scale"] = guess_model_scale(path)  # from the name the user gave: yolov8n-fasternet.yaml -> 'n'
-        d["yaml_file"] = str(path)
+        else:
+            d = original(bundled)
+            d["scale"] = guess_model_scale(path)  # from the name the user gave: yolov8n-fasternet.yaml -> 'n'
+            d["yaml_file"] = str(path)
+        check_min_ultralytics(d, version)
         return d
 
     setattr(yaml_model_load, _MARK, True)
@@ -259,7 +263,7 @@ def _install(entries) -> None:
     if first_time:
         fuse = _fuse_selecting_inference_form(tasks.BaseModel.fuse)
         yaml_model_load = _yaml_model_load_with_bundled(
-            tasks.yaml_model_load, tasks.guess_model_scale, Path(ultralytics.__file__).parent
+            tasks.yaml_model_load, tasks.guess_model_scale, Path(ultralytics.__file__).parent, version
         )
 
     install_yaml_backbone_weights(tasks)  # idempotent; checks before it changes anything, so it goes first
