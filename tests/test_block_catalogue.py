@@ -156,7 +156,7 @@ def trained(catalogue, coco8, tmp_path_factory) -> Path:
 RELOAD_EXPORT = """
 import json, numpy as np, onnxruntime, torch
 from ultralytics import YOLO
-from yolo_fasternet.apps.runtime_choice import OUTPUT_ATOL, OUTPUT_RTOL
+from yolo_fasternet.apps.detection.runtime_choice import OUTPUT_ATOL, OUTPUT_RTOL
 from yolo_fasternet.integration.output_parts import compare_outputs, layout_of
 model = YOLO(BEST)
 kinds = [type(m).__module__ for m in model.model.model]

@@ -16,10 +16,10 @@ import pytest
 from ultralytics import YOLO
 from ultralytics.engine.model import Model
 
-from yolo_fasternet.apps import export_cache, runtime_choice
-from yolo_fasternet.apps.export_cache import ENTRY_FILE, ExportCache
-from yolo_fasternet.apps.inference_threads import backend_format, set_threads
-from yolo_fasternet.apps.runtime_choice import EXPORT_PRECISION, RuntimeChooser, outputs_agree, raw_outputs
+from yolo_fasternet.apps.detection import export_cache, runtime_choice
+from yolo_fasternet.apps.detection.export_cache import ENTRY_FILE, ExportCache
+from yolo_fasternet.apps.detection.inference_threads import backend_format, set_threads
+from yolo_fasternet.apps.detection.runtime_choice import EXPORT_PRECISION, RuntimeChooser, outputs_agree, raw_outputs
 from yolo_fasternet.apps.synthetic_data import make_synthetic_dataset
 from yolo_fasternet.cli import main as cli_main
 from yolo_fasternet.integration.output_parts import layout_of
@@ -87,7 +87,7 @@ def auto_cache(trained, clip, tmp_path_factory) -> tuple[Path, str]:
 def test_auto_picks_a_measured_runtime_writes_the_cache_and_reuses_it(auto_cache, trained, clip, capsys, monkeypatch):
     cache, first = auto_cache
     chosen, fps = runtime_line(first)
-    installed = [r for r in ("openvino", "onnx") if runtime_choice.installed(r)]
+    installed = [r for r in runtime_choice.EXPORTED if runtime_choice.installed(r)]  # NCNN and MNN with [test]
     assert set(fps) == {"torch", *installed}, first
     assert fps[chosen] == max(fps.values()), first  # the fastest measured runs
     assert all(f"{r}: exported in" in first for r in installed), first
@@ -212,6 +212,20 @@ def test_without_the_export_extra_auto_runs_pytorch_with_one_notice(trained, cli
     assert runtime_line(captured.out)[0] == "torch"
 
 
+@pytest.mark.parametrize("runtime", ["ncnn", "mnn"])
+def test_a_named_runtime_without_its_extra_is_one_line_naming_it(runtime, trained, clip, capsys, monkeypatch):
+    from yolo_fasternet.integration import export_packages
+
+    hidden = set(runtime_choice.RUNTIME_PACKAGES[runtime]) - {"onnx", "onnxslim"}
+    real = export_packages.importlib.util.find_spec
+    monkeypatch.setattr(runtime_choice, "installed", lambda name: name != runtime)
+    monkeypatch.setattr(export_packages.importlib.util, "find_spec", lambda n, *a: None if n in hidden else real(n, *a))
+    forbid_export(monkeypatch)
+    assert detect(trained, clip, "--runtime", runtime) == 1
+    line = one_line(capsys.readouterr().err)
+    assert f"--runtime {runtime}" in line and f"pip install 'yolo-fasternet[{runtime}]'" in line, line
+
+
 def test_a_failing_export_falls_back_to_pytorch_with_one_warning(trained, clip, tmp_path, capsys, monkeypatch):
     def failing_export(*args, **kwargs):
         raise RuntimeError("converter exploded\nwith a long traceback-like second line")
@@ -287,6 +301,29 @@ def test_cache_is_keyed_by_content_and_versions_and_rebuilds_a_truncated_entry(t
     assert not list((tmp_path / "cache").rglob(".staging-*"))
 
 
+@pytest.mark.parametrize("interruption", [KeyboardInterrupt, RuntimeError])
+def test_an_interrupted_or_failed_export_leaves_nothing_behind(interruption, tmp_path, monkeypatch):
+    """Ctrl-C or a converter error mid-export: no entry, no staging folder, no scratch file in the working folder."""
+    checkpoint = tmp_path / "best.pt"
+    checkpoint.write_bytes(b"weights")
+    model = FakeModel()
+
+    def export_then_stop(**kwargs):
+        Path(model.model.pt_path).with_suffix(".mnn").write_bytes(b"half")  # a half-written export
+        Path("debug.param").write_text("scratch")  # pnnx writes these into the working folder
+        raise interruption()
+
+    monkeypatch.setattr(model, "export", export_then_stop)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    with pytest.raises(interruption):
+        ExportCache(checkpoint, tmp_path / "cache").get(model, "mnn", 64, "f32", print)
+    assert not [p for p in (tmp_path / "cache").rglob("*") if p.is_file()]
+    assert not list((tmp_path / "cache").rglob(".staging-*")) and not list(work.iterdir())
+    assert Path.cwd() == work and model.model.pt_path == "original.pt"
+
+
 # --- bad input: one line naming the file or the argument ---------------------------------------------------------
 
 
@@ -325,7 +362,7 @@ def test_truncated_openvino_weights_name_the_file(auto_cache, tmp_path, clip, ca
 
 def test_numeric_options_have_stated_ranges(capsys):
     from yolo_fasternet.apps import detect as detect_app
-    from yolo_fasternet.apps.inference_threads import cpu_cores
+    from yolo_fasternet.apps.detection.inference_threads import cpu_cores
 
     args = detect_app.parse_args(["--weights", "x.pt", "--threads", "999"])
     assert args.threads == cpu_cores()  # lowered to the cores, with a notice

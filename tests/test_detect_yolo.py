@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 from yolo_fasternet.apps import detect as detect_yolo
-from yolo_fasternet.apps import runtime_choice
-from yolo_fasternet.apps.live_capture import LatestFrameCapture
-from yolo_fasternet.apps.video_source import SourceError, parse_source
+from yolo_fasternet.apps.detection import runtime_choice
+from yolo_fasternet.apps.detection.live_capture import LatestFrameCapture
+from yolo_fasternet.apps.detection.video_source import SourceError, parse_source
 from yolo_fasternet.cli import main as cli_main
 
 from conftest import REPO

@@ -119,6 +119,10 @@ CASES = [
     ("cli", "detect --weights {tmp}/random.onnx --source {tmp}/photo.png", 1, ["random.onnx", "not an ONNX model"]),
     ("detect_yolo.py", "--weights x.pt --source {tmp}/photo.png --threads 0", 2, ["--threads", "'0'"]),
     ("cli", "detect --weights x.pt --source {tmp}/photo.png --runtime tensorrt", 2, ["--runtime", "tensorrt"]),
+    ("cli", "detect --weights {tmp}/random.mnn --source {tmp}/photo.png", 1, ["random.mnn", "not an MNN model"]),
+    ("cli", "detect --weights {tmp}/random.tflite --source {tmp}/photo.png", 1, ["random.tflite", "not a LiteRT"]),
+    ("cli", "detect --weights {tmp}/random_ncnn_model --source {tmp}/photo.png", 1, ["random_ncnn_model", "NCNN"]),
+    ("cli", "detect --weights {tmp}/half_ncnn_model --source {tmp}/photo.png", 1, ["model.ncnn.bin is missing"]),
     # --- ablate: everything checked before the first training
     ("ablate_yolo.py", "--models {tmp}/nosuch.yaml --data {coco8}", 1, ["nosuch.yaml", "not found"]),
     ("cli", "ablate --models yolov8n.yaml {tmp}/yolov8n-typo.yaml --data {coco8}", 1, ["layer 3", "FasterNetBlok"]),
@@ -189,6 +193,13 @@ def bad_files(tmp_path_factory) -> Path:
     (tmp / "blocker").write_text("a file where a folder belongs\n")
     (tmp / "random.pth").write_bytes(np.random.default_rng(0).bytes(4096))
     (tmp / "random.onnx").write_bytes((tmp / "random.pth").read_bytes())
+    (tmp / "random.mnn").write_bytes((tmp / "random.pth").read_bytes())
+    (tmp / "random.tflite").write_bytes((tmp / "random.pth").read_bytes())
+    for folder in ("random_ncnn_model", "half_ncnn_model"):
+        (tmp / folder).mkdir()
+        (tmp / folder / "model.ncnn.param").write_bytes((tmp / "random.pth").read_bytes())
+    (tmp / "random_ncnn_model" / "model.ncnn.bin").write_bytes((tmp / "random.pth").read_bytes())
+    (tmp / "half_ncnn_model" / "model.ncnn.param").write_text("7767517\n1 1\nInput in0 0 1 in0\n")
     torch.save({"patch_embed.proj.weight": torch.zeros(40, 3, 4, 4)}, tmp / "whole.pth")
     for name in ("truncated.pt", "truncated.pth"):
         (tmp / name).write_bytes((tmp / "whole.pth").read_bytes()[:300])

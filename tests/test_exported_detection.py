@@ -11,8 +11,8 @@ import torch
 from ultralytics import YOLO
 
 from yolo_fasternet.apps import detect as detect_yolo
-from yolo_fasternet.apps.inference_threads import backend_format, current_threads, set_threads
-from yolo_fasternet.apps.runtime_choice import raw_outputs
+from yolo_fasternet.apps.detection.inference_threads import backend_format, current_threads, set_threads
+from yolo_fasternet.apps.detection.runtime_choice import raw_outputs
 from yolo_fasternet.cli import main as cli_main
 
 from conftest import assert_outputs_close, nontrivial_outputs

@@ -87,3 +87,12 @@ def test_the_graph_is_read():
     )
     assert "yolo_fasternet.nn.pconv" in GRAPH["yolo_fasternet.nn.fasternet_block"]
     assert _layer("yolo_fasternet.apps.detect") == TOP and _layer("yolo_fasternet.nn.pconv") == 1
+
+
+@pytest.mark.parametrize(("machinery", "command"), [("ablation", "ablate"), ("detection", "detect")])
+def test_a_commands_machinery_never_imports_the_command(machinery, command):
+    """``apps/<machinery>/`` is what ``apps/<command>.py`` is built from: it points down, never back up."""
+    modules = [m for m in GRAPH if m.startswith(f"yolo_fasternet.apps.{machinery}")]
+    assert modules, f"no modules under apps/{machinery}/"
+    upward = sorted(m for m in modules if f"yolo_fasternet.apps.{command}" in GRAPH[m])
+    assert not upward, f"{upward} import yolo_fasternet.apps.{command}"

@@ -22,7 +22,7 @@ import copy, json, sys
 import numpy as np, onnx, onnxruntime, torch
 from ultralytics import YOLO
 from ultralytics.nn.tasks import torch_safe_load
-from yolo_fasternet.apps.runtime_choice import OUTPUT_ATOL, OUTPUT_RTOL
+from yolo_fasternet.apps.detection.runtime_choice import OUTPUT_ATOL, OUTPUT_RTOL
 from yolo_fasternet.integration.output_parts import compare_outputs, layout_of
 
 best = sys.argv[1]

@@ -325,3 +325,18 @@ def test_benchmark_partialnet_section_prints_a_row_per_model(capsys):
     else:
         assert target == "0.85: met" or target.startswith("0.85: missed by 0.0"), (ratio, target)
     assert cells["yolov8n"][6] == cells["yolov8n-fasternet"][6] == ""  # only the PartialNet row has a target
+
+
+def test_style_attention_export_form_equals_torch_std_and_has_no_std_node():
+    """SRM's export form (``unbiased_std``: no ``torch.std``, which NCNN lacks) equals the training form's std."""
+    from yolo_fasternet.nn.patconv import StyleChannelAttention, unbiased_std
+
+    flat = torch.randn(2, 16, 37, generator=torch.Generator().manual_seed(0)) * 30 + 5
+    assert_close_to_magnitude(unbiased_std(flat), flat.std(-1), atol=1e-6, rel=1e-6, what="unbiased std")
+    srm = StyleChannelAttention(16).eval()
+    x = torch.randn(1, 16, 5, 7, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        eager = srm(x)
+        traced = torch.jit.trace(srm, x)
+    assert not [n for n in traced.graph.nodes() if n.kind() == "aten::std"], "torch.std in the traced export form"
+    assert_close_to_magnitude(traced(x), eager, atol=1e-6, rel=1e-6, what="SRM export form")

@@ -15,8 +15,9 @@ Layout, by concern:
 - ``integration/``: how they plug into Ultralytics (module table, registration, ``parse_model`` patch, YAML lookup,
   errors by layer, the ``fuse()`` hook, old checkpoint class paths);
 - ``pretrained/``: FasterNet ImageNet checkpoints (variants, key layouts, files, loading, fine-tuning callbacks);
-- ``apps/``: the commands (train, detect with its video sources and live capture, ablate, zoo, weights, synthetic
-  data), behind one console command, ``yolo-fasternet`` (``cli.py``).
+- ``apps/``: the commands (train; detect, with its machinery in ``detection/``: runtimes, export cache, sources, live
+  capture; ablate, with ``ablation/``; zoo, weights, synthetic data), behind one console command, ``yolo-fasternet``
+  (``cli.py``).
 """
 
 from .integration.channel_rules import KINDS, LayerInputs
@@ -27,6 +28,7 @@ from .integration.plugin_api import register_entry_point_modules, register_modul
 from .integration.registration import is_registered, register, registered_modules, supported_likes
 from .integration.yaml_lookup import bundled_yaml, cfg_dir
 from .nn import C2f_Faster, C3k2_Faster, C3k_Faster, FasterNetBlock, PatchEmbed, PatchMerging, PConv, SAConv
+from .nn.inference_layout import is_exporting
 
 __version__ = "0.2.0"
 __all__ = [
@@ -44,6 +46,7 @@ __all__ = [
     "SAConv",
     "bundled_yaml",
     "cfg_dir",
+    "is_exporting",
     "is_registered",
     "register",
     "register_module",

@@ -50,12 +50,11 @@ from ultralytics.utils.files import increment_path
 from ..error_text import first_line
 from .arguments import key_value_to_options
 from .command_errors import CommandError, CommandParser, command
-from .export_cache import CACHE_ENV
-from .inference_threads import cpu_cores
-from .live_capture import Frame, LatestFrameCapture
-from .preflight import check_device, check_output_folder
-from .runtime_choice import RUNTIMES, Choice, RuntimeChooser
-from .video_source import (
+from .detection.export_cache import CACHE_ENV
+from .detection.inference_threads import cpu_cores
+from .detection.live_capture import Frame, LatestFrameCapture
+from .detection.runtime_choice import RUNTIMES, Choice, RuntimeChooser
+from .detection.video_source import (
     DEFAULT_FPS,
     SourceError,
     SourceSpec,
@@ -67,6 +66,7 @@ from .video_source import (
     parse_source,
     video_frames,
 )
+from .preflight import check_device, check_output_folder
 
 # FFmpeg's own log lines ("Connection refused", "moov atom not found") would follow our one-line errors and
 # interleave with the progress line; OpenCV reads this when it first uses FFmpeg. Set it to 16 to see them again.
@@ -94,8 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         "--weights",
         required=True,
-        help="trained checkpoint (.pt), an exported model (.onnx, .torchscript, an OpenVINO *_openvino_model "
-        "folder: what YOLO() loads), or a model YAML such as yolov8n-fasternet.yaml (a smoke run, random weights)",
+        help="trained checkpoint (.pt), an exported model (.onnx, .torchscript, .mnn, a LiteRT .tflite, an OpenVINO "
+        "*_openvino_model or NCNN *_ncnn_model folder: what YOLO() loads), or a model YAML such as "
+        "yolov8n-fasternet.yaml (a smoke run, random weights)",
     )
     add(
         "--source",

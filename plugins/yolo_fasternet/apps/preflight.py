@@ -6,9 +6,11 @@ bad input fails in a second, before a dataset is cached, a model warmed up or a 
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import re
+import sys
 import zipfile
 from pathlib import Path
 
@@ -29,7 +31,9 @@ RANGES = {
     "conf": (lambda v: 0 <= v <= 1, "between 0 and 1"),
     "iou": (lambda v: 0 <= v <= 1, "between 0 and 1"),
 }
-EXPORTED_SUFFIXES = {".onnx", ".torchscript", ".engine", ".mlpackage", ".tflite", ".xml"}  # exported model files
+EXPORTED_SUFFIXES = {".onnx", ".torchscript", ".engine", ".mlpackage", ".tflite", ".xml", ".mnn"}  # exported files
+MODEL_FOLDERS = ("_openvino_model", "_ncnn_model")  # exported models that are folders (OpenVINO, NCNN)
+NCNN_MAGIC = "7767517"  # the first line of every NCNN .param file
 _DEVICE_LIST = re.compile(r"^(cuda:)?\d+(,\d+)*$")  # 0, cuda:1, 0,1 (Ultralytics' other forms are left to it)
 
 
@@ -95,9 +99,9 @@ def load_model(name: str):
     from ultralytics.utils.downloads import GITHUB_ASSETS_NAMES
 
     path = Path(name)
-    if path.is_dir() and not path.name.endswith("_openvino_model"):
+    if path.is_dir() and not path.name.endswith(MODEL_FOLDERS):
         raise CommandError(f"model {name}: is a folder; give a model YAML, a .pt checkpoint or an exported model")
-    if path.is_dir() and not any(path.glob("*.xml")):
+    if path.is_dir() and path.name.endswith("_openvino_model") and not any(path.glob("*.xml")):
         raise CommandError(f"model {name}: OpenVINO folder without a .xml model file")
     # Ultralytics would first ask GitHub whether a missing .pt is one of its release assets (warnings when offline)
     if path.suffix == ".pt" and not path.exists() and path.name not in GITHUB_ASSETS_NAMES:
@@ -136,6 +140,90 @@ def check_exported_model(path: Path) -> None:
     elif path.is_dir() and path.name.endswith("_openvino_model"):
         for xml in path.glob("*.xml"):
             _check_openvino_xml(xml, path)
+    elif path.is_dir() and path.name.endswith("_ncnn_model"):
+        _check_ncnn(path)
+    elif path.suffix in {".mnn", ".tflite"} and path.is_file():
+        _check_flatbuffer(path)
+
+
+def _check_ncnn(folder: Path) -> None:
+    """An NCNN model folder: ``model.ncnn.param`` with NCNN's magic line, and a ``model.ncnn.bin`` that ncnn loads.
+
+    A ``.param`` that lists layers ncnn does not have, or a ``.bin`` shorter than its weights, loads as an empty
+    network in ncnn (which then fails with ``IndexError: list index out of range`` in Ultralytics), so both are
+    loaded here where ncnn is installed.
+    """
+    param, weights = folder / "model.ncnn.param", folder / "model.ncnn.bin"
+    for file in (param, weights):
+        if not file.is_file():
+            raise CommandError(f"model {folder}: NCNN file {file.name} is missing")
+    with open(param, errors="replace") as f:
+        if f.readline().strip() != NCNN_MAGIC:
+            raise CommandError(f"model {folder}: {param.name} is not an NCNN .param file (no magic {NCNN_MAGIC})")
+    if importlib.util.find_spec("ncnn") is None:
+        return  # the runtime's own error will have to do
+    import ncnn
+
+    net = ncnn.Net()
+    with _native_output_silenced():
+        param_status = net.load_param(str(param))
+        weights_status = net.load_model(str(weights)) if param_status == 0 else 0
+    if param_status != 0:
+        raise CommandError(f"model {folder}: ncnn cannot read {param.name} (a layer ncnn does not have, or damaged)")
+    if weights_status != 0:
+        raise CommandError(f"model {folder}: {weights.name} is truncated or from another model ({param.name})")
+
+
+def _check_flatbuffer(path: Path) -> None:
+    """An MNN or LiteRT file: a flatbuffer (a 4-byte offset to its root inside the file), that its runtime loads.
+
+    MNN and LiteRT read a truncated file, or one from another format, with C++ messages on stdout and stderr and a
+    ``SystemError``/``ValueError`` later; the load here is silenced and its failure is one line naming the file.
+    """
+    kind = "an MNN" if path.suffix == ".mnn" else "a LiteRT"
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(8)
+    root = int.from_bytes(head[:4], "little") if len(head) >= 4 else 0
+    bad = size < 8 or not 4 <= root < size or (path.suffix == ".tflite" and head[4:8] != b"TFL3")
+    if not bad:
+        try:
+            with _native_output_silenced():
+                _load_flatbuffer(path)
+        except Exception:  # MNN: SystemError; LiteRT: ValueError or RuntimeError
+            bad = True
+    if bad:
+        raise CommandError(f"model {path}: not {kind} model (empty, truncated or another format)")
+
+
+def _load_flatbuffer(path: Path) -> None:
+    """Load an MNN or LiteRT model in its runtime, where that runtime is installed (else nothing is checked)."""
+    if path.suffix == ".mnn" and importlib.util.find_spec("MNN") is not None:
+        import MNN
+
+        MNN.nn.load_module_from_file(str(path), [], [])
+    elif path.suffix == ".tflite" and importlib.util.find_spec("ai_edge_litert") is not None:
+        from ai_edge_litert.interpreter import Interpreter
+
+        Interpreter(model_path=str(path)).allocate_tensors()
+
+
+@contextlib.contextmanager
+def _native_output_silenced():
+    """Send file descriptors 1 and 2 to /dev/null for a native library's load (its messages are not the error)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (*saved, devnull):
+            os.close(fd)
 
 
 def _check_onnx(path: Path) -> None:

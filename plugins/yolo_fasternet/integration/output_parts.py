@@ -15,8 +15,8 @@ the end-to-end layout ``(batch, max_det, 6 + extra)`` (boxes, score, class index
 ``Classify``'s probabilities; and, for any other head (a depth map, a semantic head, a user's own), each output tensor
 as one part. A head that subclasses one of these (a user's ``Detect`` subclass) gets its parent's layout.
 
-Used by ``detect --runtime auto`` to verify each export it makes (``apps.runtime_choice``), and by the test suite for
-every comparison of whole-model outputs.
+Used by ``detect --runtime auto`` to verify each export it makes (``apps.detection.runtime_choice``), and by the test
+suite for every comparison of whole-model outputs.
 """
 
 from __future__ import annotations

@@ -8,6 +8,8 @@ imported the same functions by name):
   (see ``parse_model_patch``), wrapped to apply ``fasternet_act`` and to report bad rows by layer;
 - ``BaseModel.fuse`` (what prediction, validation of a checkpoint and export call) also selects the plugin
   modules' inference form (each module's ``switch_to_deploy()``, see ``inference_form``);
+- ``check_requirements`` (the exporter's package check) first names the extra that installs a missing export
+  format's packages, in one line (``export_packages``);
 - ``yaml_model_load`` also finds the bundled ``cfg/`` YAMLs by bare name and lists where it looked when it fails;
 - the plugin classes (and the other ``nn.Module`` classes of their modules) are allow-listed for
   ``ULTRALYTICS_SAFE_LOAD=1`` checkpoint loading, ours also under their pre-0.2 class paths (``legacy_paths``).
@@ -27,6 +29,7 @@ from torch import nn
 
 from ..nn.activation import model_activation
 from .channel_rules import KINDS, AppliedRule, rule_for, rule_name
+from .export_packages import naming_the_extra
 from .inference_form import select_inference_form
 from .layer_errors import ModelYamlError, layer_error
 from .legacy_paths import legacy_safe_globals
@@ -270,6 +273,9 @@ def _install(entries) -> None:
     if first_time:
         _rebind_everywhere(tasks.yaml_model_load, yaml_model_load)
         tasks.BaseModel.fuse = fuse
+        from ultralytics.utils import checks
+
+        _rebind_everywhere(checks.check_requirements, naming_the_extra(checks.check_requirements))
     _rebind_everywhere(tasks.parse_model, parse_model)
     _REGISTERED.clear()
     _REGISTERED.update((entry.cls.__name__, entry) for entry in entries)

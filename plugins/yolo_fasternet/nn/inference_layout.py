@@ -14,7 +14,12 @@ import torch
 
 
 def is_exporting() -> bool:
-    """Whether the forward pass is traced, scripted, exported or compiled (ONNX, TorchScript, OpenVINO, dynamo)."""
+    """Whether the forward pass is traced, scripted, exported or compiled (``from yolo_fasternet import is_exporting``).
+
+    True under ``torch.jit.trace``/``script`` (TorchScript, NCNN's pnnx, CoreML), ONNX export (ONNX, OpenVINO, MNN)
+    and ``torch.export``/dynamo (LiteRT). A module's forward branches on it to trace its export form: no in-place
+    channel writes, no op a converter lacks (docs/deploying.md, "Export forms").
+    """
     return (
         torch.jit.is_tracing()
         or torch.jit.is_scripting()

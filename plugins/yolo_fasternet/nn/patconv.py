@@ -16,6 +16,13 @@ from .rpe_attention import LayerNorm2d, RPEAttention
 PATCONV_ATTENTION = ("channel", "self")
 
 
+def unbiased_std(flat: torch.Tensor) -> torch.Tensor:
+    """``flat.std(-1)`` (Bessel-corrected) from means, squares and a square root: ops every edge converter has."""
+    n = flat.shape[-1]
+    deviation = flat - flat.mean(-1, keepdim=True)
+    return torch.sqrt((deviation * deviation).mean(-1) * (n / (n - 1)))
+
+
 class StyleChannelAttention(nn.Module):
     """The reference's ``SRM`` (style-based recalibration): a channel gate from each channel's mean and std.
 
@@ -26,6 +33,10 @@ class StyleChannelAttention(nn.Module):
     normalises with the running statistics (the reference's BN would raise on one value per channel).
 
     Inference form (``switch_to_deploy()``): the BN is folded into ``W`` (which then has a bias).
+
+    Export form (while traced or exported, ``is_exporting()``): the std is written out as
+    ``sqrt(sum((x - mean)^2) / (n - 1))`` (``unbiased_std``), because ``torch.std`` has no NCNN layer (pnnx keeps it
+    as ``torch.std`` and ncnn then loads nothing); equal to ``torch.std`` to float rounding (tested).
     """
 
     def __init__(self, channels: int):
@@ -40,7 +51,8 @@ class StyleChannelAttention(nn.Module):
         if not is_exporting() and h * w < 2:
             raise ValueError(f"PATConv channel attention needs at least 2 pixels for its unbiased std, got {h}x{w}")
         flat = x.reshape(b, c, -1)
-        style = torch.stack((flat.mean(-1), flat.std(-1)), dim=-1).unsqueeze(2)  # (B, C, 1, 2)
+        std = unbiased_std(flat) if is_exporting() else flat.std(-1)
+        style = torch.stack((flat.mean(-1), std), dim=-1).unsqueeze(2)  # (B, C, 1, 2)
         return x * self.gate(self._normalise(self.cfc(style)))
 
     def _normalise(self, z: torch.Tensor) -> torch.Tensor:

@@ -1,15 +1,18 @@
 """The runtime ``detect`` runs a checkpoint on: with ``--runtime auto``, the fastest one measured on this CPU.
 
-``--runtime`` takes ``auto`` (the default), ``torch``, ``openvino``, ``onnx`` or ``openvino-int8``:
+``--runtime`` takes ``auto`` (the default), ``torch``, ``openvino``, ``onnx``, ``ncnn``, ``mnn`` or
+``openvino-int8``:
 
 - ``auto`` on a CPU exports the ``.pt`` through Ultralytics' own exporter to each runtime that is installed (OpenVINO,
-  then ONNX Runtime; the ``[export]`` extra), keeps the exports in the export cache (``export_cache``), and times each
-  of them and PyTorch on blank frames of the source's size with the thread count ``--threads`` measures or sets. The
-  fastest runs; the summary lists every candidate's FPS. An INT8 OpenVINO model that ``yolo-fasternet quantize`` wrote
-  beside the checkpoint (``<stem>_int8_openvino_model``, at this imgsz, newer than the checkpoint) is a candidate too.
-  On a GPU, ``auto`` runs PyTorch. Model YAMLs (random weights) run in PyTorch and exported models as they are.
-- ``torch`` runs the checkpoint in PyTorch and never exports; ``openvino`` and ``onnx`` export (or reuse the cache)
-  and run that runtime without timing; ``openvino-int8`` runs ``quantize``'s INT8 model of the checkpoint.
+  then ONNX Runtime, the ``[export]`` extra; then NCNN and MNN, the ``[ncnn]`` and ``[mnn]`` extras), keeps the exports
+  in the export cache (``export_cache``), and times each of them and PyTorch on blank frames of the source's size with
+  the thread count ``--threads`` measures or sets. The fastest runs; the summary lists every candidate's FPS. An INT8
+  OpenVINO model that ``yolo-fasternet quantize`` wrote beside the checkpoint (``<stem>_int8_openvino_model``, at this
+  imgsz, newer than the checkpoint) is a candidate too. On a GPU, ``auto`` runs PyTorch. Model YAMLs (random weights)
+  run in PyTorch and exported models as they are.
+- ``torch`` runs the checkpoint in PyTorch and never exports; ``openvino``, ``onnx``, ``ncnn`` and ``mnn`` export (or
+  reuse the cache) and run that runtime without timing; ``openvino-int8`` runs ``quantize``'s INT8 model of the
+  checkpoint.
 
 Precision: the exports are f32 models (``EXPORT_PRECISION``, part of the cache key). When one is made, its raw outputs
 on a fixed input, run at f32, are compared with PyTorch's part by part (``outputs_agree``: boxes, class scores, masks,
@@ -37,9 +40,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..error_text import first_line
-from ..integration.output_parts import OutputLayout, compare_outputs, layout_of, prediction_arrays, worst_ratio
-from .command_errors import CommandError, UsageError
+from ...error_text import first_line
+from ...integration.export_packages import missing_line
+from ...integration.output_parts import OutputLayout, compare_outputs, layout_of, prediction_arrays, worst_ratio
+from ..command_errors import CommandError, UsageError
+from ..preflight import load_model
 from .export_cache import RUNTIME_PACKAGES, ExportCache
 from .inference_threads import (
     TUNE_FRAMES,
@@ -50,12 +55,11 @@ from .inference_threads import (
     set_threads,
     thread_candidates,
 )
-from .preflight import load_model
 
-RUNTIMES = ("auto", "torch", "openvino", "onnx", "openvino-int8")
-EXPORTED = ("openvino", "onnx")  # what auto exports to, in this order
+RUNTIMES = ("auto", "torch", "openvino", "onnx", "ncnn", "mnn", "openvino-int8")
+EXPORTED = ("openvino", "onnx", "ncnn", "mnn")  # what auto exports to, in this order
 EXPORT_PRECISION = "f32"  # the exported models; OpenVINO runs them at its CPU default (see the module docstring)
-EXTRA = "pip install 'yolo-fasternet[export]'"
+EXTRA = "pip install 'yolo-fasternet[export]'"  # OpenVINO and ONNX Runtime; NCNN and MNN: export_packages
 WARMUP_RUNS = 2  # the first call builds the predictor and fuses the model, the second settles CPU kernels
 # Raw outputs of an f32 export against PyTorch's, part by part (``integration.output_parts``: boxes, class scores,
 # masks, keypoints, angles): each part may differ by 1e-4 of its own largest magnitude (f32 rounding through the
@@ -269,10 +273,10 @@ class RuntimeChooser:
         wanted = EXPORTED if runtime == "auto" else (runtime,)
         missing = [r for r in wanted if not installed(r)]
         if runtime != "auto" and missing:
-            needed = " and ".join(RUNTIME_PACKAGES[runtime])
-            raise CommandError(f"--runtime {runtime}: needs {needed} installed: {EXTRA}")
+            raise CommandError(f"--runtime {runtime}: {missing_line(runtime)}")
         if len(missing) == len(wanted):
-            self.warn(f"--runtime auto: OpenVINO and ONNX Runtime are not installed; running PyTorch ({EXTRA})")
+            none = "OpenVINO, ONNX Runtime, NCNN and MNN are not installed"
+            self.warn(f"--runtime auto: {none}; running PyTorch ({EXTRA}, and [ncnn], [mnn])")
             self.tune(base, timed=False)
             return Choice(base, "torch (no export runtime installed)", candidates=[base])
         x = torch.rand(1, 3, args.imgsz, args.imgsz, generator=torch.Generator().manual_seed(0))

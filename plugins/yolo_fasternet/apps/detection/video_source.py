@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 from ultralytics.data.utils import IMG_FORMATS
 
-from .command_errors import CommandError
+from ..command_errors import CommandError
 from .live_capture import Frame
 
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "tcp://", "udp://", "rtp://", "srt://")

@@ -36,7 +36,12 @@ from pathlib import Path
 
 CACHE_ENV = "YOLO_FASTERNET_CACHE"  # the package's cache root (synthetic datasets, timm YAMLs, exports)
 ENTRY_FILE = "entry.json"
-RUNTIME_PACKAGES = {"onnx": ("onnx", "onnxruntime", "onnxslim"), "openvino": ("openvino",)}  # what each export uses
+RUNTIME_PACKAGES = {  # what each export uses (import names; metadata.version reads them as distribution names)
+    "onnx": ("onnx", "onnxruntime", "onnxslim"),
+    "openvino": ("openvino",),
+    "ncnn": ("ncnn", "pnnx"),
+    "mnn": ("MNN", "onnx", "onnxslim"),  # Ultralytics' MNN export goes through ONNX
+}
 CHUNK = 1 << 20
 
 
@@ -63,7 +68,7 @@ def versions(fmt: str) -> dict[str, str]:
         except metadata.PackageNotFoundError:
             found[name] = "-"
     if found["yolo-fasternet"] == "-":  # run from a source tree without an install
-        from .. import __version__
+        from ... import __version__
 
         found["yolo-fasternet"] = __version__
     return found
@@ -173,7 +178,9 @@ class ExportCache:
         """Export ``model`` in ``folder`` through Ultralytics (quietly); return the exported file or folder.
 
         The exporter names its output after the network's ``pt_path`` and writes it beside that file, so for the
-        export ``pt_path`` points into ``folder`` (nothing is read from there; the network is already loaded).
+        export ``pt_path`` points into ``folder`` (nothing is read from there; the network is already loaded). The
+        export runs with ``folder`` as the working directory: converters that write scratch files there (pnnx's
+        ``debug.bin``, ``debug.param``) leave nothing in the user's folder when they fail or are interrupted.
         """
         import torch
         from ultralytics.utils import LOGGER
@@ -181,13 +188,15 @@ class ExportCache:
         network = model.model
         original = getattr(network, "pt_path", None)
         network.pt_path = str(folder / self.checkpoint.name)
-        threads, level = torch.get_num_threads(), LOGGER.level
+        threads, level, cwd = torch.get_num_threads(), LOGGER.level, os.getcwd()
         LOGGER.setLevel(logging.CRITICAL)  # its progress, and its own "export failure" line: the caller reports one
         try:
+            os.chdir(folder)
             with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # torch.jit.trace deprecation and tracer warnings: not the user's
-                return Path(model.export(format=fmt, imgsz=imgsz, device="cpu"))
+                return (folder / model.export(format=fmt, imgsz=imgsz, device="cpu")).resolve()
         finally:
+            os.chdir(cwd)
             LOGGER.setLevel(level)
             torch.set_num_threads(threads)  # the exporter's select_device("cpu") leaves torch on cores - 1 threads
             network.pt_path = original

@@ -1,0 +1,260 @@
+"""Every runtime per model: export through the stock exporter, load in the runtime, compare with PyTorch, time it.
+
+For each model (a bundled family at a scale, or a stock Ultralytics YAML for the side-by-side baseline) and each
+format, in this one process: ``YOLO(model).export(format=..., imgsz=...)`` (random weights, randomized BatchNorm
+statistics, as the tests build them), then Ultralytics' ``AutoBackend`` loads the file on the CPU, runs a fixed input,
+and its raw output is compared with the fused PyTorch model's part by part (``integration.output_parts``: boxes,
+class scores; the largest difference over that part's own magnitude);
+then the median of ``--runs`` calls at batch 1 is the latency (``AutoBackend.forward``: the network in its runtime,
+without pre- and post-processing). CoreML has no runtime on Linux: it converts and its spec loads (no difference, no
+time). ``torch`` is the fused model in eager PyTorch (what ``yolo predict`` runs a ``.pt`` with). Each runtime runs
+at ``AutoBackend``'s defaults, as ``yolo predict`` runs it: OpenVINO at its CPU default precision (bf16 on CPUs with
+AMX or AVX512-BF16, hence its larger difference there).
+
+    python benchmarks/deploy.py --matrix --write-docs           # docs/deploying.md's matrix (every family, 64 px)
+    python benchmarks/deploy.py --models yolov8n-fasternet.yaml yolov8n.yaml yolov8s-fasternet.yaml yolov8s.yaml \
+        --imgsz 640 320 --formats torch onnx openvino ncnn mnn --write-docs   # docs/deploying.md's benchmark
+    python benchmarks/deploy.py --models yolov8s-fasternet.yaml yolov8s.yaml --formats torch ncnn mnn --runs 50
+
+On an ARM board the same command measures that board (NCNN and MNN then run fp16 where the CPU has it: the
+difference column shows it). The models have random weights: the network costs what a trained one costs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import io
+import logging
+import os
+import platform
+import re
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import torch
+
+FORMATS = ("torch", "torchscript", "onnx", "openvino", "ncnn", "mnn", "litert", "coreml")
+MATRIX_MODELS = (
+    "yolov8n-fasternet.yaml",
+    "yolo11n-fasternet.yaml",
+    "yolo26n-fasternet.yaml",
+    "yolo26n-c3k2-faster.yaml",
+    "yolo26n-spconv.yaml",
+    "yolo26n-partialnet.yaml",
+    "yolov8n-c2f-faster.yaml",
+    "yolo11n-c3k2-faster.yaml",
+    "yolov8n-saconv.yaml",
+    "yolov8n-spconv.yaml",
+    "yolo11n-spconv.yaml",
+    "yolov8n-partialnet.yaml",
+    "yolo11n-partialnet.yaml",
+    "yolov8n-timm-mobilenetv3_small_100.yaml",
+    "yolov8n.yaml",
+)
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "deploying.md"
+# The sections of docs/deploying.md that --write-docs replaces: the matrix (--matrix) or the side-by-side benchmark.
+MARKERS = {
+    "matrix": (
+        "<!-- deploy-matrix:begin (benchmarks/deploy.py --matrix --write-docs) -->",
+        "<!-- deploy-matrix:end -->",
+    ),
+    "benchmark": (
+        "<!-- deploy-benchmark:begin (benchmarks/deploy.py --write-docs) -->",
+        "<!-- deploy-benchmark:end -->",
+    ),
+}
+
+
+def nontrivial(model: torch.nn.Module) -> None:
+    """Random BN statistics (fusing and folding really exercised) and class-score biases at 0 (scores mid-range).
+
+    Ultralytics starts the class biases at about -11, so an untrained model's scores are ~1e-4 and a runtime's
+    rounding of 1e-7 reads as 1e-3 of their magnitude; the tests do the same (``conftest.nontrivial_outputs``).
+    """
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.5, 0.5)
+    head = model.model[-1]
+    for branches in (getattr(head, "cv3", None), getattr(head, "one2one_cv3", None)):
+        for branch in branches or ():
+            last = branch[-1] if isinstance(branch, torch.nn.Sequential) else branch
+            if getattr(last, "bias", None) is not None:
+                last.bias.data.zero_()
+
+
+def fused_reference(yolo) -> torch.nn.Module:
+    """The fused eager model; an end-to-end (YOLO26) head as the exporter's default exports it (one-to-many)."""
+    model = copy.deepcopy(yolo.model).eval()
+    if getattr(model, "end2end", False):
+        model.end2end = False
+    return model.fuse(verbose=False)
+
+
+def first_output(out) -> torch.Tensor:
+    out = out[0] if isinstance(out, (list, tuple)) else out
+    return torch.as_tensor(out)
+
+
+def median_ms(call, runs: int) -> float:
+    """Median wall time of ``call()`` over ``runs`` calls after two warm-up calls, in milliseconds."""
+    call()
+    call()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        call()
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+@contextlib.contextmanager
+def quiet():
+    """The exporter's and runtimes' progress output, off (errors are reported in the table)."""
+    from ultralytics.utils import LOGGER
+
+    level = LOGGER.level
+    LOGGER.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        LOGGER.setLevel(level)
+
+
+def measure(name: str, fmt: str, imgsz: int, runs: int, folder: Path) -> dict:
+    """One cell: exported?, runs?, max difference over magnitude, median ms (or the first line of what failed)."""
+    from ultralytics import YOLO
+    from ultralytics.nn.autobackend import AutoBackend
+
+    from yolo_fasternet.integration.output_parts import compare_outputs, layout_of
+
+    torch.manual_seed(0)
+    yolo = YOLO(name, verbose=False)
+    nontrivial(yolo.model)
+    reference = fused_reference(yolo)
+    x = torch.rand(1, 3, imgsz, imgsz, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = first_output(reference(x))
+    row = {"model": name, "format": fmt, "exports": "-", "runs": "-", "diff": "", "ms": ""}
+    if fmt == "torch":
+        with torch.no_grad():
+            row.update(exports="n/a", runs="yes", diff="0", ms=f"{median_ms(lambda: reference(x), runs):.1f}")
+        return row
+    os.chdir(folder)
+    threads = torch.get_num_threads()
+    try:
+        with quiet():
+            path = Path(yolo.export(format=fmt, imgsz=imgsz, batch=1, device="cpu"))
+        row["exports"] = "yes"
+        if fmt == "coreml":
+            import coremltools
+
+            coremltools.models.MLModel(str(path), skip_model_load=True).get_spec()
+            row["runs"] = "spec loads (no runtime on Linux)"
+            return row
+        with quiet():
+            backend = AutoBackend(str(path), device=torch.device("cpu"))
+            actual = first_output(backend(x))
+        row["runs"] = "yes"
+        if actual.shape != expected.shape:
+            row["diff"] = f"shape {tuple(actual.shape)} != {tuple(expected.shape)}"
+            return row
+        parts = compare_outputs(actual, expected, layout_of(yolo.model))  # boxes, scores: each on its own magnitude
+        row["diff"] = ", ".join(f"{d.name} {d.diff / max(d.magnitude, 1e-12):.1e}" for d in parts)
+        with quiet():
+            row["ms"] = f"{median_ms(lambda: backend(x), runs):.1f}"
+    except Exception as e:  # a failed export or load is a cell of the matrix, not the end of the run
+        text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        row["runs" if row["exports"] == "yes" else "exports"] = f"no: {type(e).__name__}: {text[:80]}"
+    finally:
+        torch.set_num_threads(threads)  # the exporter leaves torch on cores - 1 threads
+    return row
+
+
+def table(rows: list[dict], imgsz: int) -> str:
+    lines = [
+        f"| model | format | exports | runs | max diff / magnitude, per part | ms at {imgsz} px, batch 1 |",
+        "|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['model']} | {r['format']} | {r['exports']} | {r['runs']} | {r['diff']} | {r['ms']} |" for r in rows
+    ]
+    return "\n".join(lines)
+
+
+def header(argv: list[str]) -> str:
+    from importlib import metadata
+
+    def version(name):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            return metadata.version(name)
+        return "-"
+
+    names = ("ultralytics", "torch", "onnxruntime", "openvino", "ncnn", "pnnx", "mnn", "litert-torch", "coremltools")
+    versions = ", ".join(f"{n} {version(n)}" for n in names)
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        info = Path("/proc/cpuinfo").read_text()
+        cpu = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), cpu)
+    command = " ".join(["python benchmarks/deploy.py", *argv])
+    load = "load average {:.1f} {:.1f} {:.1f} at the start".format(*os.getloadavg())
+    return (
+        f"Command: `{command}`; {time.strftime('%Y-%m-%d')}; {cpu}, {os.cpu_count()} CPUs, torch threads "
+        f"{torch.get_num_threads()}, {load}; Python {platform.python_version()}; {versions}."
+    )
+
+
+def write_docs(text: str, section: str) -> None:
+    begin, end = MARKERS[section]
+    page = DOCS.read_text()
+    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
+    if not pattern.search(page):
+        raise SystemExit(f"{DOCS}: no {begin} ... {end} section to replace")
+    DOCS.write_text(pattern.sub(lambda _: f"{begin}\n{text}\n{end}", page))
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=["yolov8n-fasternet.yaml", "yolov8n.yaml"])
+    parser.add_argument("--formats", nargs="+", default=list(FORMATS), choices=FORMATS)
+    parser.add_argument("--imgsz", nargs="+", type=int, default=[640])
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--matrix", action="store_true", help="every bundled family and stock yolov8n, at 64 px")
+    parser.add_argument("--write-docs", action="store_true", help="replace the table's section in docs/deploying.md")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+    if args.matrix:
+        args.models, args.imgsz = list(MATRIX_MODELS), [64]
+    import yolo_fasternet  # noqa: F401  registers the modules (the start-up hook does so where installed)
+
+    out = [header(argv)]
+    with tempfile.TemporaryDirectory(prefix="deploy-") as tmp:
+        for imgsz in args.imgsz:
+            rows = []
+            for name in args.models:
+                for fmt in args.formats:
+                    folder = Path(tmp) / f"{Path(name).stem}-{fmt}-{imgsz}"
+                    folder.mkdir()
+                    rows.append(measure(name, fmt, imgsz, args.runs, folder))
+                    print("|".join(str(v) for v in rows[-1].values()), file=sys.stderr, flush=True)
+            out.append(table(rows, imgsz))
+    text = "\n\n".join(out)
+    print(text)
+    if args.write_docs:
+        write_docs(text, "matrix" if args.matrix else "benchmark")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
