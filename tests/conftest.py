@@ -22,7 +22,8 @@ SHARED_DATASETS = REPO.parent / "shared" / "datasets"
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "registration: registration and YAML tests (also run on the oldest Ultralytics)")
+    config.addinivalue_line("markers", "registration: registration and YAML tests (also run by both CI legs, .ci/leg)")
+    config.addinivalue_line("markers", "range: stock CLI, checkpoint reload, version check (also run by both CI legs)")
     config.addinivalue_line("markers", "slow: trains or exports a model (tens of seconds)")
 
 

@@ -159,3 +159,15 @@ def test_predictor_runs_the_inference_form_through_every_task_head(yaml_name):
     predictor_model = model.predictor.model.model
     assert any(getattr(m, "channels_last", False) for m in predictor_model.modules())
     assert len(result) > 0, "at conf=1e-9 random weights give detections, so post-processing really ran"
+
+
+@pytest.mark.range
+def test_compiled_forward_passes_count_as_exporting_on_every_supported_torch():
+    from types import SimpleNamespace
+
+    from yolo_fasternet.nn import inference_layout
+
+    assert inference_layout.is_exporting() is False
+    compiled = torch.compile(lambda x: x + 1 if inference_layout.is_exporting() else x, backend="eager")
+    assert compiled(torch.zeros(1)).item() == 1.0  # the fused form keeps compiled graphs layout-free
+    assert inference_layout.compile_check(SimpleNamespace())() is False  # a torch without the dynamo API

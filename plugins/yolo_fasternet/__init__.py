@@ -17,7 +17,14 @@ Layout, by concern:
 - ``pretrained/``: FasterNet ImageNet checkpoints (variants, key layouts, files, loading, fine-tuning callbacks);
 - ``apps/``: the commands (train, detect with its video sources and live capture, ablate, zoo, weights, synthetic
   data), behind one console command, ``yolo-fasternet`` (``cli.py``).
+
+Importing it first checks the installed Python, torch, torchvision and Ultralytics against the supported range
+(``supported``) and refuses an unsupported one in one line, before anything else is imported.
 """
+
+from .supported import check_environment
+
+check_environment()
 
 from .integration.channel_rules import KINDS, LayerInputs
 from .integration.layer_errors import ModelYamlError

@@ -13,14 +13,21 @@ from __future__ import annotations
 import torch
 
 
+def compile_check(torch_module=torch):
+    """torch's "is dynamo compiling" test: ``torch.compiler.is_compiling`` (torch 2.3+), else ``torch._dynamo``'s."""
+    for owner in ("compiler", "_dynamo"):  # a torch with neither has no torch.compile to ask about
+        check = getattr(getattr(torch_module, owner, None), "is_compiling", None)
+        if check is not None:
+            return check
+    return lambda: False
+
+
+is_compiling = compile_check()
+
+
 def is_exporting() -> bool:
     """Whether the forward pass is traced, scripted, exported or compiled (ONNX, TorchScript, OpenVINO, dynamo)."""
-    return (
-        torch.jit.is_tracing()
-        or torch.jit.is_scripting()
-        or torch.onnx.is_in_onnx_export()
-        or torch.compiler.is_compiling()
-    )
+    return torch.jit.is_tracing() or torch.jit.is_scripting() or torch.onnx.is_in_onnx_export() or is_compiling()
 
 
 class ChannelsLastInference:
