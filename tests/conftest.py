@@ -18,7 +18,9 @@ os.environ["CUDA_VISIBLE_DEVICES"] = ""
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATASETS = REPO.parent / "shared" / "datasets"
+# ../shared/datasets beside the checkout; YOLO_FASTERNET_DATASETS names another folder of the same layout (the CI legs'
+# view of it, where Ultralytics writes label caches in the leg's own numpy format: .ci/leg)
+SHARED_DATASETS = Path(os.environ.get("YOLO_FASTERNET_DATASETS") or REPO.parent / "shared" / "datasets")
 
 
 def pytest_configure(config):

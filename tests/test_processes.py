@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import REPO, run_python
+from conftest import SHARED_DATASETS, run_python
 
 YOLO_CLI = Path(sys.executable).with_name("yolo")
 OUR_CLASS_PATHS = {
@@ -35,7 +35,7 @@ def yolo(*args: str, cwd: Path) -> str:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Path:
     """best.pt of a one-epoch `yolo train` of yolov8n-fasternet.yaml, run from an unrelated working directory."""
-    data = REPO.parent / "shared" / "datasets" / "coco8" / "coco8.yaml"
+    data = SHARED_DATASETS / "coco8" / "coco8.yaml"
     if not data.is_file():
         pytest.skip(f"shared dataset not found: {data}")
     cwd = tmp_path_factory.mktemp("cli")

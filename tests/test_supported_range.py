@@ -113,9 +113,10 @@ def test_our_commands_refuse_with_the_error_contract_line(faked, entry):
     if entry == "console" and not CONSOLE.is_file():
         pytest.skip(f"no console script beside {sys.executable}")
     proc = run(COMMANDS[entry], faked(ultralytics="8.5.1"))
-    wanted = "error: yolo-fasternet does not support the installed ultralytics 8.5.1 (supported: >=8.3.0,<8.5)"
+    wanted = "yolo-fasternet does not support the installed ultralytics 8.5.1 (supported: >=8.3.0,<8.5)"
     assert proc.returncode == 1 and wanted in proc.stderr, proc.stderr[-2000:]
     if entry == "python -m" and sys.version_info < (3, 10):  # no sys.orig_argv to tell it is our command
+        assert proc.stderr.strip().splitlines()[-1].startswith("yolo_fasternet.supported.UnsupportedEnvironmentError: ")
         return
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and "Traceback" not in proc.stderr
     assert proc.stderr.startswith(("yolo-fasternet: error: ", "train_yolo.py: error: ")), proc.stderr

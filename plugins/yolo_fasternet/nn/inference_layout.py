@@ -14,7 +14,11 @@ import torch
 
 
 def compile_check(torch_module=torch):
-    """torch's "is dynamo compiling" test: ``torch.compiler.is_compiling`` (torch 2.3+), else ``torch._dynamo``'s."""
+    """torch's "is dynamo compiling" test: ``torch.compiler.is_compiling`` (torch 2.3+), else ``torch._dynamo``'s.
+
+    torch 2.0's dynamo does not see its own ``is_compiling()`` (it returns False while compiling), so there the
+    channels-last hand-on also happens inside ``torch.compile`` graphs (same values, only the memory layout).
+    """
     for owner in ("compiler", "_dynamo"):  # a torch with neither has no torch.compile to ask about
         check = getattr(getattr(torch_module, owner, None), "is_compiling", None)
         if check is not None:
