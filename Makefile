@@ -54,8 +54,11 @@ test: install-test lint docs-build
 test-oldest:
 	.ci/leg oldest $(PYTHON_OLDEST)
 
+# The newest leg skips the test that builds every stock Ultralytics YAML twice (80+ models, the slowest of the set):
+# the full suite runs it on the same Ultralytics release.
 test-newest:
-	.ci/leg newest $(PYTHON_NEWEST)
+	.ci/leg newest $(PYTHON_NEWEST) \
+		--deselect tests/test_registration.py::test_stock_models_build_identically_with_and_without_the_plugin
 
 clean:
 	rm -rf $(VENV) build dist site *.egg-info .pytest_cache .ruff_cache runs
