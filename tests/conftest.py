@@ -18,11 +18,14 @@ os.environ["CUDA_VISIBLE_DEVICES"] = ""
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATASETS = REPO.parent / "shared" / "datasets"
+# ../shared/datasets beside the checkout; YOLO_FASTERNET_DATASETS names another folder of the same layout (the CI legs'
+# view of it, where Ultralytics writes label caches in the leg's own numpy format: .ci/leg)
+SHARED_DATASETS = Path(os.environ.get("YOLO_FASTERNET_DATASETS") or REPO.parent / "shared" / "datasets")
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "registration: registration and YAML tests (also run on the oldest Ultralytics)")
+    config.addinivalue_line("markers", "registration: registration and YAML tests (also run by both CI legs, .ci/leg)")
+    config.addinivalue_line("markers", "range: stock CLI, checkpoint reload, version check (also run by both CI legs)")
     config.addinivalue_line("markers", "slow: trains or exports a model (tens of seconds)")
 
 

@@ -165,3 +165,19 @@ def test_predictor_runs_the_inference_form_through_every_task_head(yaml_name):
     with torch.no_grad():
         assert_outputs_close(model.predictor.model(x), training_form(x), training_form, what=f"predictor {yaml_name}")
     assert len(result) > 0, "at conf=1e-9 random weights give detections, so post-processing really ran"
+
+
+@pytest.mark.range
+def test_compiled_forward_passes_count_as_exporting_from_torch_2_1():
+    from types import SimpleNamespace
+
+    from yolo_fasternet.nn import inference_layout
+    from yolo_fasternet.supported import release
+
+    assert inference_layout.is_exporting() is False
+    compiled = torch.compile(lambda x: x + 1 if inference_layout.is_exporting() else x, backend="eager")
+    # torch 2.0's dynamo runs torch._dynamo.is_compiling() as plain Python (False): the fused form then hands
+    # channels-last activations on inside compiled graphs too (same values, tested in the fused-form tests)
+    seen = 0.0 if release(torch.__version__)[:2] == (2, 0) else 1.0
+    assert compiled(torch.zeros(1)).item() == seen
+    assert inference_layout.compile_check(SimpleNamespace())() is False  # a torch without the dynamo API

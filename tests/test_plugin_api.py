@@ -27,7 +27,7 @@ from yolo_fasternet.integration.missing_plugin import recorded_distributions
 from yolo_fasternet.integration.registration import original_parse_model, register_modules, supported_likes
 from yolo_fasternet.integration.registry import PluginModule
 
-from conftest import REPO, run_checked, run_python
+from conftest import REPO, SHARED_DATASETS, run_checked, run_python
 
 EXAMPLE = REPO / "examples" / "yolo-example-block"
 YOLO_CLI = Path(sys.executable).with_name("yolo")
@@ -132,7 +132,7 @@ def trained(example, coco8_yaml_module, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def coco8_yaml_module() -> Path:
-    path = REPO.parent / "shared" / "datasets" / "coco8" / "coco8.yaml"
+    path = SHARED_DATASETS / "coco8" / "coco8.yaml"
     if not path.is_file():
         pytest.skip(f"shared dataset not found: {path}")
     return path

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import REPO, run_python
+from conftest import SHARED_DATASETS, run_python
 
 YOLO_CLI = Path(sys.executable).with_name("yolo")
 OUR_CLASS_PATHS = {
@@ -35,7 +35,7 @@ def yolo(*args: str, cwd: Path) -> str:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Path:
     """best.pt of a one-epoch `yolo train` of yolov8n-fasternet.yaml, run from an unrelated working directory."""
-    data = REPO.parent / "shared" / "datasets" / "coco8" / "coco8.yaml"
+    data = SHARED_DATASETS / "coco8" / "coco8.yaml"
     if not data.is_file():
         pytest.skip(f"shared dataset not found: {data}")
     cwd = tmp_path_factory.mktemp("cli")
@@ -49,6 +49,7 @@ def trained(tmp_path_factory) -> Path:
     return best
 
 
+@pytest.mark.range
 @pytest.mark.slow
 def test_cli_train_builds_the_bundled_yaml_at_the_named_scale(trained):
     ckpt = torch.load(trained, map_location="cpu", weights_only=False)
@@ -88,6 +89,7 @@ def test_cli_val_predict_export_work_on_best_pt(trained, coco8_yaml):
     assert out.shape == (1, 84, 84)
 
 
+@pytest.mark.range
 @pytest.mark.slow
 @pytest.mark.parametrize("autoload", ["1", "0"])
 def test_best_pt_loads_in_a_fresh_process_without_an_import(trained, autoload):
@@ -102,7 +104,7 @@ print(type(model.model.model[1]).__module__, tuple(result.boxes.shape))
     assert "yolo_fasternet.nn.fasternet_block" in out
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # not in the range legs: ULTRALYTICS_SAFE_LOAD is newer than Ultralytics 8.3.0
 def test_best_pt_loads_under_ultralytics_safe_load(trained):
     code = f"""
 from ultralytics import YOLO
@@ -194,6 +196,7 @@ def test_ddp_worker_script_rebuilds_a_plugin_model(tmp_path, coco8_yaml, model_k
         script_file.with_suffix(".pt").unlink(missing_ok=True)
 
 
+@pytest.mark.range
 def test_autoload_imports_nothing_heavy_at_startup():
     code = "import sys; print(json.dumps([m in sys.modules for m in ('torch', 'ultralytics', 'yolo_fasternet', 'yolo_fasternet_autoload')]))"  # noqa: E501
     out = run_python("import json; " + code).stdout

@@ -140,7 +140,7 @@ def test_each_yaml_names_the_first_release_with_its_head():
 
 @pytest.mark.parametrize("name", [n for n in BUNDLED if _needed_release(n)])
 def test_a_yaml_for_a_newer_ultralytics_fails_in_one_line_naming_the_release(name):
-    """On an older Ultralytics (``make test-oldest-ultralytics``: 8.3.0) loading the YAML fails with one line naming the
+    """On an older Ultralytics (``make test-oldest``: 8.3.0) loading the YAML fails with one line naming the
     release it needs, before Ultralytics guesses a task (8.3.0 guesses none for ``Segment26``); on a new enough one
     the YAML loads and Ultralytics guesses its task from the head."""
     import ultralytics

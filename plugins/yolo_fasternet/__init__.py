@@ -18,7 +18,14 @@ Layout, by concern:
 - ``apps/``: the commands (train; detect, with its machinery in ``detection/``: runtimes, export cache, sources, live
   capture; ablate, with ``ablation/``; zoo, weights, synthetic data), behind one console command, ``yolo-fasternet``
   (``cli.py``).
+
+Importing it first checks the installed Python, torch, torchvision and Ultralytics against the supported range
+(``supported``) and refuses an unsupported one in one line, before anything else is imported.
 """
+
+from .supported import check_environment
+
+check_environment()
 
 from .integration.channel_rules import KINDS, LayerInputs
 from .integration.layer_errors import ModelYamlError

@@ -13,6 +13,22 @@ from __future__ import annotations
 import torch
 
 
+def compile_check(torch_module=torch):
+    """torch's "is dynamo compiling" test: ``torch.compiler.is_compiling`` (torch 2.3+), else ``torch._dynamo``'s.
+
+    torch 2.0's dynamo does not see its own ``is_compiling()`` (it returns False while compiling), so there the
+    channels-last hand-on also happens inside ``torch.compile`` graphs (same values, only the memory layout).
+    """
+    for owner in ("compiler", "_dynamo"):  # a torch with neither has no torch.compile to ask about
+        check = getattr(getattr(torch_module, owner, None), "is_compiling", None)
+        if check is not None:
+            return check
+    return lambda: False
+
+
+is_compiling = compile_check()
+
+
 def is_exporting() -> bool:
     """Whether the forward pass is traced, scripted, exported or compiled (``from yolo_fasternet import is_exporting``).
 
@@ -24,7 +40,7 @@ def is_exporting() -> bool:
         torch.jit.is_tracing()
         or torch.jit.is_scripting()
         or torch.onnx.is_in_onnx_export()
-        or torch.compiler.is_compiling()
+        or is_compiling()
     )
 
 
