@@ -36,12 +36,7 @@ def is_exporting() -> bool:
     and ``torch.export``/dynamo (LiteRT). A module's forward branches on it to trace its export form: no in-place
     channel writes, no op a converter lacks (docs/deploying.md, "Export forms").
     """
-    return (
-        torch.jit.is_tracing()
-        or torch.jit.is_scripting()
-        or torch.onnx.is_in_onnx_export()
-        or is_compiling()
-    )
+    return torch.jit.is_tracing() or torch.jit.is_scripting() or torch.onnx.is_in_onnx_export() or is_compiling()
 
 
 class ChannelsLastInference:
