@@ -14,8 +14,11 @@ OFFSETS = ((0, 0), (1, 0), (0, 1), (1, 1))  # (row, column) of each 2x2 patch's 
 
 def space_to_depth_kernel(c: int) -> torch.Tensor:
     """Weights of a stride-2 2x2 conv that copy pixel ``OFFSETS[k]`` of channel ``i`` to channel ``k * c + i``."""
-    eye = torch.eye(c)[:, :, None, None]
-    return torch.cat([eye * functional.one_hot(torch.tensor(r * 2 + q), 4).view(1, 1, 2, 2) for r, q in OFFSETS])
+    kernel = torch.zeros(len(OFFSETS) * c, c, 2, 2)
+    channels = torch.arange(c)
+    for k, (r, q) in enumerate(OFFSETS):  # plain indexing: it also builds on the meta device (torch 2.0 included)
+        kernel[k * c + channels, channels, r, q] = 1.0
+    return kernel
 
 
 class SPDConv(nn.Module):
