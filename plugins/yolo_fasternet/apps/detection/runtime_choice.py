@@ -17,9 +17,9 @@
 Precision: the exports are f32 models (``EXPORT_PRECISION``, part of the cache key). When one is made, its raw outputs
 on a fixed input, run at f32, are compared with PyTorch's part by part (``outputs_agree``: boxes, class scores, masks,
 keypoints and angles, each against its own magnitude): an export that disagrees is not used and not kept. OpenVINO
-then runs at its CPU default precision (bf16 on CPUs with AMX or AVX512-BF16, f32 elsewhere), a
-stated choice: on the quick preset's checkpoint it cost no mAP50-95 on held-out images (-0.07 points, within the 0.5
-allowed; ``benchmarks/openvino_precision.py``) and it is what makes OpenVINO faster than PyTorch on those CPUs. The
+then runs at its CPU default precision (bf16 on CPUs with AMX or AVX512-BF16, f32 elsewhere), a stated choice: on
+the quick preset's checkpoint it cost no mAP50-95 on held-out images (-0.07 points, within the 0.5 allowed;
+``benchmarks/openvino_precision.py``) and it is what makes OpenVINO faster than PyTorch on those CPUs. The
 summary names the precision that ran (``openvino bf16``); ``--runtime torch`` gives PyTorch's f32 outputs exactly.
 
 Never worse than PyTorch: without the runtimes installed ``auto`` says so in one notice line and runs PyTorch; an
