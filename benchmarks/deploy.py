@@ -5,11 +5,14 @@ format, in this one process: ``YOLO(model).export(format=..., imgsz=...)`` (rand
 statistics, as the tests build them), then Ultralytics' ``AutoBackend`` loads the file on the CPU, runs a fixed input,
 and its raw output is compared with the fused PyTorch model's part by part (``integration.output_parts``: boxes,
 class scores; the largest difference over that part's own magnitude);
-then the median of ``--runs`` calls at batch 1 is the latency (``AutoBackend.forward``: the network in its runtime,
-without pre- and post-processing). CoreML has no runtime on Linux: it converts and its spec loads (no difference, no
-time). ``torch`` is the fused model in eager PyTorch (what ``yolo predict`` runs a ``.pt`` with). Each runtime runs
-at ``AutoBackend``'s defaults, as ``yolo predict`` runs it: OpenVINO at its CPU default precision (bf16 on CPUs with
-AMX or AVX512-BF16, hence its larger difference there).
+then the models of one format are timed alternately, side by side in this process (each round calls every model
+once), and the median of ``--runs`` rounds at batch 1 is each one's latency (``AutoBackend.forward``: the network in
+its runtime, without pre- and post-processing); ``x stock`` is that latency over the stock YAML of the same version
+and scale (``yolov8s-fasternet.yaml`` over ``yolov8s.yaml``) where both are among ``--models``. CoreML has no
+runtime on Linux: it converts and its spec loads (no difference, no time). ``torch`` is the fused model in eager
+PyTorch (what ``yolo predict`` runs a ``.pt`` with). Each runtime runs at ``AutoBackend``'s defaults, as ``yolo
+predict`` runs it: OpenVINO at its CPU default precision (bf16 on CPUs with AMX or AVX512-BF16, hence its larger
+difference there).
 
     python benchmarks/deploy.py --matrix --write-docs           # docs/deploying.md's matrix (every family, 64 px)
     python benchmarks/deploy.py --models yolov8n-fasternet.yaml yolov8n.yaml yolov8s-fasternet.yaml yolov8s.yaml \
@@ -104,16 +107,22 @@ def first_output(out) -> torch.Tensor:
     return torch.as_tensor(out)
 
 
-def median_ms(call, runs: int) -> float:
-    """Median wall time of ``call()`` over ``runs`` calls after two warm-up calls, in milliseconds."""
-    call()
-    call()
-    times = []
+def alternate_medians(calls: list, runs: int) -> list[float]:
+    """Median wall time of each call over ``runs`` rounds, in ms; each round calls every one once, in turn.
+
+    Two warm-up rounds first. Alternating within one process means a change in the machine's load (a shared VM)
+    falls on every model alike, so the ratios between them hold even when the absolute times drift.
+    """
+    for _ in range(2):
+        for call in calls:
+            call()
+    times = [[] for _ in calls]
     for _ in range(runs):
-        start = time.perf_counter()
-        call()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
+        for call, taken in zip(calls, times):
+            start = time.perf_counter()
+            call()
+            taken.append((time.perf_counter() - start) * 1000)
+    return [statistics.median(taken) for taken in times]
 
 
 @contextlib.contextmanager
@@ -131,8 +140,8 @@ def quiet():
         LOGGER.setLevel(level)
 
 
-def measure(name: str, fmt: str, imgsz: int, runs: int, folder: Path) -> dict:
-    """One cell: exported?, runs?, max difference over magnitude, median ms (or the first line of what failed)."""
+def prepare(name: str, fmt: str, imgsz: int, folder: Path) -> tuple[dict, object]:
+    """One cell: exported?, runs?, max difference over magnitude; and the call to time (None where it cannot run)."""
     from ultralytics import YOLO
     from ultralytics.nn.autobackend import AutoBackend
 
@@ -145,11 +154,10 @@ def measure(name: str, fmt: str, imgsz: int, runs: int, folder: Path) -> dict:
     x = torch.rand(1, 3, imgsz, imgsz, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         expected = first_output(reference(x))
-    row = {"model": name, "format": fmt, "exports": "-", "runs": "-", "diff": "", "ms": ""}
+    row = {"model": name, "format": fmt, "exports": "-", "runs": "-", "diff": "", "ms": "", "ratio": ""}
     if fmt == "torch":
-        with torch.no_grad():
-            row.update(exports="n/a", runs="yes", diff="0", ms=f"{median_ms(lambda: reference(x), runs):.1f}")
-        return row
+        row.update(exports="n/a", runs="yes", diff="0")
+        return row, lambda: torch_call(reference, x)
     os.chdir(folder)
     threads = torch.get_num_threads()
     try:
@@ -161,33 +169,73 @@ def measure(name: str, fmt: str, imgsz: int, runs: int, folder: Path) -> dict:
 
             coremltools.models.MLModel(str(path), skip_model_load=True).get_spec()
             row["runs"] = "spec loads (no runtime on Linux)"
-            return row
+            return row, None
         with quiet():
             backend = AutoBackend(str(path), device=torch.device("cpu"))
             actual = first_output(backend(x))
         row["runs"] = "yes"
         if actual.shape != expected.shape:
             row["diff"] = f"shape {tuple(actual.shape)} != {tuple(expected.shape)}"
-            return row
+            return row, None
         parts = compare_outputs(actual, expected, layout_of(yolo.model))  # boxes, scores: each on its own magnitude
         row["diff"] = ", ".join(f"{d.name} {d.diff / max(d.magnitude, 1e-12):.1e}" for d in parts)
-        with quiet():
-            row["ms"] = f"{median_ms(lambda: backend(x), runs):.1f}"
+        return row, lambda: backend(x)
     except Exception as e:  # a failed export or load is a cell of the matrix, not the end of the run
         text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         row["runs" if row["exports"] == "yes" else "exports"] = f"no: {type(e).__name__}: {text[:80]}"
+        return row, None
     finally:
         torch.set_num_threads(threads)  # the exporter leaves torch on cores - 1 threads
-    return row
+
+
+def torch_call(model: torch.nn.Module, x: torch.Tensor):
+    with torch.no_grad():
+        return model(x)
+
+
+def stock_baseline(name: str) -> str:
+    """The stock Ultralytics YAML of the same version and scale: ``yolov8s-fasternet.yaml`` -> ``yolov8s.yaml``."""
+    match = re.match(r"(yolov?\d+[nsmlx])\b", Path(name).stem)
+    return f"{match.group(1)}.yaml" if match else ""
+
+
+def add_ratios(rows: list[dict]) -> None:
+    """Each row's time over its stock baseline's time in the same format (where both ran in this run)."""
+    ms = {(r["model"], r["format"]): float(r["ms"]) for r in rows if r["ms"]}
+    for r in rows:
+        baseline = ms.get((stock_baseline(r["model"]), r["format"]))
+        if r["ms"] and baseline and stock_baseline(r["model"]) != r["model"]:
+            r["ratio"] = f"{float(r['ms']) / baseline:.2f}"
+
+
+def measure_size(models: list[str], formats: list[str], imgsz: int, runs: int, tmp: Path) -> list[dict]:
+    """Every model in every format at one image size; the models of one format timed alternately, side by side."""
+    rows = []
+    for fmt in formats:
+        cells = []
+        for name in models:
+            folder = tmp / f"{Path(name).stem}-{fmt}-{imgsz}"
+            folder.mkdir()
+            cells.append(prepare(name, fmt, imgsz, folder))
+            print("|".join(str(v) for v in cells[-1][0].values()), file=sys.stderr, flush=True)
+        timed = [(row, call) for row, call in cells if call is not None]
+        with quiet():
+            medians = alternate_medians([call for _, call in timed], runs) if timed else []
+        for (row, _), median in zip(timed, medians):
+            row["ms"] = f"{median:.1f}"
+        rows += [row for row, _ in cells]
+    add_ratios(rows)
+    return rows
 
 
 def table(rows: list[dict], imgsz: int) -> str:
     lines = [
-        f"| model | format | exports | runs | max diff / magnitude, per part | ms at {imgsz} px, batch 1 |",
-        "|---|---|---|---|---|---|",
+        f"| model | format | exports | runs | max diff / magnitude, per part | ms at {imgsz} px, batch 1 | x stock |",
+        "|---|---|---|---|---|---|---|",
     ]
     lines += [
-        f"| {r['model']} | {r['format']} | {r['exports']} | {r['runs']} | {r['diff']} | {r['ms']} |" for r in rows
+        f"| {r['model']} | {r['format']} | {r['exports']} | {r['runs']} | {r['diff']} | {r['ms']} | {r['ratio']} |"
+        for r in rows
     ]
     return "\n".join(lines)
 
@@ -241,14 +289,8 @@ def main(argv: list[str] | None = None) -> int:
     out = [header(argv)]
     with tempfile.TemporaryDirectory(prefix="deploy-") as tmp:
         for imgsz in args.imgsz:
-            rows = []
-            for name in args.models:
-                for fmt in args.formats:
-                    folder = Path(tmp) / f"{Path(name).stem}-{fmt}-{imgsz}"
-                    folder.mkdir()
-                    rows.append(measure(name, fmt, imgsz, args.runs, folder))
-                    print("|".join(str(v) for v in rows[-1].values()), file=sys.stderr, flush=True)
-            out.append(table(rows, imgsz))
+            out.append(table(measure_size(args.models, args.formats, imgsz, args.runs, Path(tmp)), imgsz))
+    out.append("Load average {:.1f} {:.1f} {:.1f} at the end.".format(*os.getloadavg()))
     text = "\n\n".join(out)
     print(text)
     if args.write_docs:

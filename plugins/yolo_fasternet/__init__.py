@@ -28,6 +28,7 @@ from .supported import check_environment
 check_environment()
 
 from .integration.channel_rules import KINDS, LayerInputs
+from .integration.export_failures import ExportFormError
 from .integration.layer_errors import ModelYamlError
 from .integration.legacy_paths import install_legacy_module_aliases
 from .integration.parse_model_patch import RegistrationError
@@ -42,6 +43,7 @@ __all__ = [
     "C2f_Faster",
     "C3k2_Faster",
     "C3k_Faster",
+    "ExportFormError",
     "FasterNetBlock",
     "KINDS",
     "LayerInputs",

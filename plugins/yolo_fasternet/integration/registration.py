@@ -10,6 +10,7 @@ imported the same functions by name):
   modules' inference form (each module's ``switch_to_deploy()``, see ``inference_form``);
 - ``check_requirements`` (the exporter's package check) first names the extra that installs a missing export
   format's packages, in one line (``export_packages``);
+- ``Model.export``, when the export fails, names the plugin layer that its converter refuses (``export_failures``);
 - ``yaml_model_load`` also finds the bundled ``cfg/`` YAMLs by bare name and lists where it looked when it fails;
 - the plugin classes (and the other ``nn.Module`` classes of their modules) are allow-listed for
   ``ULTRALYTICS_SAFE_LOAD=1`` checkpoint loading, ours also under their pre-0.2 class paths (``legacy_paths``).
@@ -29,6 +30,7 @@ from torch import nn
 
 from ..nn.activation import model_activation
 from .channel_rules import KINDS, AppliedRule, rule_for, rule_name
+from .export_failures import naming_the_layer
 from .export_packages import naming_the_extra
 from .inference_form import select_inference_form
 from .layer_errors import ModelYamlError, layer_error
@@ -276,6 +278,9 @@ def _install(entries) -> None:
         from ultralytics.utils import checks
 
         _rebind_everywhere(checks.check_requirements, naming_the_extra(checks.check_requirements))
+        from ultralytics.engine.model import Model
+
+        Model.export = naming_the_layer(Model.export, lambda: tuple(e.cls for e in _REGISTERED.values()))
     _rebind_everywhere(tasks.parse_model, parse_model)
     _REGISTERED.clear()
     _REGISTERED.update((entry.cls.__name__, entry) for entry in entries)
