@@ -119,6 +119,21 @@ def test_failing_layer_passes_every_bundled_plugin_layer_and_names_only_the_bad_
     assert failing_layer(bad, "paddle", 64, classes) is None  # no trial for that format: nothing claimed
 
 
+def test_a_missing_converter_is_not_blamed_on_a_layer(tmp_path, monkeypatch):
+    """Without the converter's package the export fails on the import: the layers are not blamed for it."""
+    from ultralytics.nn.tasks import DetectionModel
+
+    from yolo_fasternet.integration import export_failures
+    from yolo_fasternet.integration.registration import registered_modules
+
+    def not_installed(*args):
+        raise ModuleNotFoundError("No module named 'litert_torch'")
+
+    monkeypatch.setitem(export_failures.TRIALS, "litert", not_installed)
+    model = DetectionModel("yolov8n-fasternet.yaml", verbose=False)
+    assert failing_layer(model, "litert", 64, tuple(e.cls for e in registered_modules())) is None
+
+
 # format -> the modules its converter needs (each refuses histc, and says so)
 CONVERTERS = {
     "openvino": ("openvino",),

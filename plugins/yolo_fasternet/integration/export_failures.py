@@ -182,6 +182,8 @@ def failing_layer(model: nn.Module, fmt: str, imgsz, classes: tuple[type, ...], 
         with tempfile.TemporaryDirectory(prefix="yolo-fasternet-layer-") as folder:
             try:
                 trial(single.eval(), args, folder, opset)
+            except ImportError:  # the converter itself is not installed: nothing to say about the layers
+                return None
             except Exception as e:
                 return f"{fmt} export: model layer {i} ({type(layer).__name__}) does not convert: {_cause(e)}"
     return None
