@@ -18,6 +18,8 @@ difference there).
     python benchmarks/deploy.py --models yolov8n-fasternet.yaml yolov8n.yaml yolov8s-fasternet.yaml yolov8s.yaml \
         --imgsz 640 320 --formats torch onnx openvino ncnn mnn --write-docs   # docs/deploying.md's benchmark
     python benchmarks/deploy.py --models yolov8s-fasternet.yaml yolov8s.yaml --formats torch ncnn mnn --runs 50
+    python benchmarks/deploy.py --models yolov8n-fasternet.yaml yolov8n.yaml --formats onnx openvino mnn litert \
+        coreml --int8 --imgsz 64 --runs 10 --write-docs                    # docs/deploying.md's INT8 section
 
 On an ARM board the same command measures that board (NCNN and MNN then run fp16 where the CPU has it: the
 difference column shows it). The models have random weights: the network costs what a trained one costs.
@@ -60,7 +62,10 @@ MATRIX_MODELS = (
     "yolov8n-timm-mobilenetv3_small_100.yaml",
     "yolov8n.yaml",
 )
+# The formats Ultralytics exports at INT8 on a Linux CPU (its exporter's INT8 set, less the GPU/NPU-only ones).
+INT8_FORMATS = ("onnx", "openvino", "mnn", "litert", "coreml")
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "deploying.md"
+COCO8 = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "coco8" / "coco8.yaml"
 # The sections of docs/deploying.md that --write-docs replaces: the matrix (--matrix) or the side-by-side benchmark.
 MARKERS = {
     "matrix": (
@@ -71,6 +76,7 @@ MARKERS = {
         "<!-- deploy-benchmark:begin (benchmarks/deploy.py --write-docs) -->",
         "<!-- deploy-benchmark:end -->",
     ),
+    "int8": ("<!-- deploy-int8:begin (benchmarks/deploy.py --int8 --write-docs) -->", "<!-- deploy-int8:end -->"),
 }
 
 
@@ -140,7 +146,24 @@ def quiet():
         LOGGER.setLevel(level)
 
 
-def prepare(name: str, fmt: str, imgsz: int, folder: Path) -> tuple[dict, object]:
+def export_arguments(fmt: str, imgsz: int, data: str) -> dict:
+    """``YOLO.export`` arguments of a cell; ``"onnx int8"`` asks this Ultralytics for INT8, calibrated on ``data``."""
+    base, _, precision = fmt.partition(" ")
+    kwargs = {"format": base, "imgsz": imgsz, "batch": 1, "device": "cpu"}
+    if precision == "int8":
+        from ultralytics.engine.exporter import export_formats
+
+        from yolo_fasternet.apps.quantize import int8_arguments
+
+        kwargs.update(int8_arguments(base))
+        table = export_formats()  # which formats calibrate (take data): Ultralytics refuses data= for the others
+        accepted = table["Arguments"][table["Argument"].index(base)] if "Arguments" in table else ["data"]
+        if "data" in accepted:
+            kwargs["data"] = data
+    return kwargs
+
+
+def prepare(name: str, fmt: str, imgsz: int, folder: Path, data: str = "") -> tuple[dict, object]:
     """One cell: exported?, runs?, max difference over magnitude; and the call to time (None where it cannot run)."""
     from ultralytics import YOLO
     from ultralytics.nn.autobackend import AutoBackend
@@ -162,9 +185,9 @@ def prepare(name: str, fmt: str, imgsz: int, folder: Path) -> tuple[dict, object
     threads = torch.get_num_threads()
     try:
         with quiet():
-            path = Path(yolo.export(format=fmt, imgsz=imgsz, batch=1, device="cpu"))
+            path = Path(yolo.export(**export_arguments(fmt, imgsz, data)))
         row["exports"] = "yes"
-        if fmt == "coreml":
+        if fmt.startswith("coreml"):
             import coremltools
 
             coremltools.models.MLModel(str(path), skip_model_load=True).get_spec()
@@ -208,15 +231,15 @@ def add_ratios(rows: list[dict]) -> None:
             r["ratio"] = f"{float(r['ms']) / baseline:.2f}"
 
 
-def measure_size(models: list[str], formats: list[str], imgsz: int, runs: int, tmp: Path) -> list[dict]:
+def measure_size(models: list[str], formats: list[str], imgsz: int, runs: int, tmp: Path, data: str = "") -> list:
     """Every model in every format at one image size; the models of one format timed alternately, side by side."""
     rows = []
     for fmt in formats:
         cells = []
         for name in models:
-            folder = tmp / f"{Path(name).stem}-{fmt}-{imgsz}"
+            folder = tmp / f"{Path(name).stem}-{fmt.replace(' ', '-')}-{imgsz}"
             folder.mkdir()
-            cells.append(prepare(name, fmt, imgsz, folder))
+            cells.append(prepare(name, fmt, imgsz, folder, data))
             print("|".join(str(v) for v in cells[-1][0].values()), file=sys.stderr, flush=True)
         timed = [(row, call) for row, call in cells if call is not None]
         with quiet():
@@ -279,6 +302,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--imgsz", nargs="+", type=int, default=[640])
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--matrix", action="store_true", help="every bundled family and stock yolov8n, at 64 px")
+    parser.add_argument(
+        "--int8", action="store_true", help=f"also each of {', '.join(INT8_FORMATS)} among --formats at INT8"
+    )
+    parser.add_argument("--data", default=str(COCO8), help="the INT8 calibration dataset (default: shared coco8)")
     parser.add_argument("--write-docs", action="store_true", help="replace the table's section in docs/deploying.md")
     args = parser.parse_args(argv)
     os.environ.setdefault("YOLO_OFFLINE", "1")
@@ -289,12 +316,13 @@ def main(argv: list[str] | None = None) -> int:
     out = [header(argv)]
     with tempfile.TemporaryDirectory(prefix="deploy-") as tmp:
         for imgsz in args.imgsz:
-            out.append(table(measure_size(args.models, args.formats, imgsz, args.runs, Path(tmp)), imgsz))
+            formats = args.formats + [f"{f} int8" for f in args.formats if args.int8 and f in INT8_FORMATS]
+            out.append(table(measure_size(args.models, formats, imgsz, args.runs, Path(tmp), args.data), imgsz))
     out.append("Load average {:.1f} {:.1f} {:.1f} at the end.".format(*os.getloadavg()))
     text = "\n\n".join(out)
     print(text)
     if args.write_docs:
-        write_docs(text, "matrix" if args.matrix else "benchmark")
+        write_docs(text, "matrix" if args.matrix else "int8" if args.int8 else "benchmark")
     return 0
 
 

@@ -106,10 +106,10 @@ def test_failing_layer_passes_every_bundled_plugin_layer_and_names_only_the_bad_
     """The diagnosis itself: FasterNet's layers convert alone (ONNX); the block that does not is the one named."""
     from ultralytics.nn.tasks import DetectionModel
 
-    from yolo_fasternet.integration.registration import registered_modules
+    from yolo_fasternet.integration.registration import registered_classes
 
     register_module(RankGate, like="attention")
-    classes = tuple(e.cls for e in registered_modules())
+    classes = registered_classes()
     good = DetectionModel("yolov8n-fasternet.yaml", verbose=False)
     assert failing_layer(good, "onnx", 64, classes) is None
     bad = DetectionModel(str(_yaml_with("RankGate", tmp_path)), verbose=False)
@@ -124,14 +124,14 @@ def test_a_missing_converter_is_not_blamed_on_a_layer(tmp_path, monkeypatch):
     from ultralytics.nn.tasks import DetectionModel
 
     from yolo_fasternet.integration import export_failures
-    from yolo_fasternet.integration.registration import registered_modules
+    from yolo_fasternet.integration.registration import registered_classes
 
     def not_installed(*args):
         raise ModuleNotFoundError("No module named 'litert_torch'")
 
     monkeypatch.setitem(export_failures.TRIALS, "litert", not_installed)
     model = DetectionModel("yolov8n-fasternet.yaml", verbose=False)
-    assert failing_layer(model, "litert", 64, tuple(e.cls for e in registered_modules())) is None
+    assert failing_layer(model, "litert", 64, registered_classes()) is None
 
 
 # format -> the modules its converter needs (each refuses histc, and says so)
@@ -152,10 +152,10 @@ def test_every_converter_is_tried_on_the_layer_alone(fmt, tmp_path):
         pytest.skip(f"{fmt} converter not installed ({', '.join(missing)})")
     from ultralytics.nn.tasks import DetectionModel
 
-    from yolo_fasternet.integration.registration import registered_modules
+    from yolo_fasternet.integration.registration import registered_classes
 
     register_module(RankGate, like="attention")
-    classes = tuple(e.cls for e in registered_modules())
+    classes = registered_classes()
     bad = DetectionModel(str(_yaml_with("RankGate", tmp_path)), verbose=False)
     line = failing_layer(bad, fmt, 64, classes)
     assert line is not None and line.startswith(f"{fmt} export: model layer 9 (RankGate) does not convert: "), line
@@ -185,7 +185,7 @@ def test_the_stock_yolo_cli_ends_with_the_one_line_and_no_converter_traceback(tm
     )
     yaml = _yaml_with("RankGate", tmp_path)
     code = (
-        "import rank_gate\nfrom ultralytics.cfg import entrypoint\n"
+        "from ultralytics.cfg import entrypoint\nimport rank_gate\n"  # registered while Ultralytics imports, as `yolo`
         f"entrypoint('yolo export model={yaml} format=onnx imgsz=64')\n"  # the `yolo` command's own function
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=600)
@@ -193,6 +193,7 @@ def test_the_stock_yolo_cli_ends_with_the_one_line_and_no_converter_traceback(tm
     last = result.stderr.strip().splitlines()[-1]
     assert "ExportFormError: onnx export: model layer 9 (RankGate) does not convert: " in last, result.stderr[-2000:]
     assert "torch/onnx" not in result.stderr, result.stderr[-3000:]  # the converter's frames are not printed
+    assert "not registered" not in result.stderr, result.stderr[:2000]
 
 
 @pytest.mark.skipif(
@@ -202,11 +203,11 @@ def test_the_lines_on_the_deploying_page_are_what_the_exports_print(tmp_path, mo
     """docs/deploying.md's example block, produced here: ONNX and NCNN by ``YOLO.export``, CoreML by the same trial."""
     from ultralytics.nn.tasks import DetectionModel
 
-    from yolo_fasternet.integration.registration import registered_modules
+    from yolo_fasternet.integration.registration import registered_classes
 
     monkeypatch.chdir(tmp_path)
     lines = [str(_export_error(RankGate, "onnx", tmp_path)), str(_export_error(StdGate, "ncnn", tmp_path))]
-    classes = tuple(e.cls for e in registered_modules())
+    classes = registered_classes()
     lines.insert(1, failing_layer(DetectionModel(str(_yaml_with("RankGate", tmp_path))), "coreml", 64, classes))
     page = (Path(__file__).parents[1] / "docs" / "deploying.md").read_text()
     block = page.split("### A module a converter refuses", 1)[1].split("```text\n", 1)[1].split("\n```", 1)[0]

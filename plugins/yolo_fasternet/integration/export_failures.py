@@ -1,9 +1,9 @@
 """The layer a failed export failed on: one line naming the format, the layer and its module.
 
-When the stock exporter fails (``Model.export`` raises, typically a converter refusing an op), registration's wrapper
-(``naming_the_layer``) converts each plugin layer of the model alone, fused as the exporter fuses it, with the inputs
-it receives at the export's image size, through the same converter, and raises ``ExportFormError`` naming the first
-layer that fails alone::
+When the stock exporter fails (``Exporter.__call__`` raises, typically a converter refusing an op), registration's
+wrapper (``naming_the_layer``) converts each plugin layer of the model alone, fused as the exporter fuses it, with the
+inputs it receives at the export's image size, through the same converter, and raises ``ExportFormError`` naming the
+first layer that fails alone::
 
     coreml export: model layer 2 (SliceWriter) does not convert: <the converter's first line>
 
@@ -202,34 +202,41 @@ def _takes_list(layer: nn.Module) -> bool:
 
 
 def naming_the_layer(original, registered_classes):
-    """Wrap ``Model.export``: when it fails, raise ``ExportFormError`` naming the plugin layer that fails alone."""
+    """Wrap ``Exporter.__call__``: when it fails, raise ``ExportFormError`` naming the plugin layer that fails alone."""
 
     @functools.wraps(original)
-    def export(self, **kwargs):
-        fmt = str(kwargs.get("format", "torchscript")).lower()
-        imgsz = kwargs.get("imgsz") or getattr(self, "overrides", {}).get("imgsz") or 640
+    def call(self, model=None):
+        fmt = str(getattr(self.args, "format", "torchscript")).lower()
 
         def blame():
             try:
-                return failing_layer(self.model, fmt, imgsz, registered_classes(), kwargs.get("opset"))
+                opset = getattr(self.args, "opset", None)
+                return failing_layer(model, fmt, getattr(self.args, "imgsz", 640), registered_classes(), opset)
             except Exception:  # the diagnosis itself failed: the export's own error is the one to see
                 return None
 
         try:
-            path = original(self, **kwargs)
+            path = original(self, model)
         except Exception as e:
-            line = None if isinstance(e, ExportFormError) else blame()
+            line = None if isinstance(e, ExportFormError) or not isinstance(model, nn.Module) else blame()
             if line is None:
                 raise
             error = ExportFormError(line)
             error.converter_error = e  # kept for debugging; not chained, so no converter traceback is printed
             raise error from None
-        param = Path(str(path)) / "model.ncnn.param" if fmt == "ncnn" else None
+        param = Path(str(path)) / "model.ncnn.param" if fmt == "ncnn" and isinstance(path, (str, Path)) else None
         unknown = ops_without_ncnn_layer(param) if param is not None and param.is_file() else []
         if unknown:  # pnnx "succeeded" and ncnn will load nothing (ultralytics#15687): say so now, and where
             line = blame() or f"ncnn export: op {', '.join(unknown)} has no NCNN layer (ncnn loads nothing)"
             raise ExportFormError(f"{line}; {path} was written and cannot run")
         return path
 
-    setattr(export, _MARK, True)
-    return export
+    setattr(call, _MARK, True)
+    return call
+
+
+def install(exporter_module, registered_classes) -> None:
+    """Wrap ``exporter_module.Exporter.__call__`` once (registration calls this when the exporter is imported)."""
+    exporter = getattr(exporter_module, "Exporter", None)
+    if exporter is not None and not getattr(exporter.__call__, _MARK, False):
+        exporter.__call__ = naming_the_layer(exporter.__call__, registered_classes)

@@ -10,7 +10,8 @@ imported the same functions by name):
   modules' inference form (each module's ``switch_to_deploy()``, see ``inference_form``);
 - ``check_requirements`` (the exporter's package check) first names the extra that installs a missing export
   format's packages, in one line (``export_packages``);
-- ``Model.export``, when the export fails, names the plugin layer that its converter refuses (``export_failures``);
+- ``Exporter.__call__`` (once the exporter is imported), when the export fails, names the plugin layer that its
+  converter refuses (``export_failures``);
 - ``yaml_model_load`` also finds the bundled ``cfg/`` YAMLs by bare name and lists where it looked when it fails;
 - the plugin classes (and the other ``nn.Module`` classes of their modules) are allow-listed for
   ``ULTRALYTICS_SAFE_LOAD=1`` checkpoint loading, ours also under their pre-0.2 class paths (``legacy_paths``).
@@ -28,9 +29,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from yolo_fasternet_autoload import call_after_import
+
 from ..nn.activation import model_activation
 from .channel_rules import KINDS, AppliedRule, rule_for, rule_name
-from .export_failures import naming_the_layer
+from .export_failures import install as wrap_exporter
 from .export_packages import naming_the_extra
 from .inference_form import select_inference_form
 from .layer_errors import ModelYamlError, layer_error
@@ -138,6 +141,11 @@ def _rebind_everywhere(original, replacement) -> None:
 def registered_modules() -> tuple[PluginModule, ...]:
     """Every module registered in this process: yolo-fasternet's table first, then other packages' in order."""
     return tuple(_REGISTERED.values())
+
+
+def registered_classes() -> tuple[type, ...]:
+    """The classes of every module registered in this process."""
+    return tuple(entry.cls for entry in _REGISTERED.values())
 
 
 def supported_likes() -> frozenset[str]:
@@ -278,9 +286,8 @@ def _install(entries) -> None:
         from ultralytics.utils import checks
 
         _rebind_everywhere(checks.check_requirements, naming_the_extra(checks.check_requirements))
-        from ultralytics.engine.model import Model
-
-        Model.export = naming_the_layer(Model.export, lambda: tuple(e.cls for e in _REGISTERED.values()))
+        # The exporter is imported later (Model.export imports it), and must not be while ultralytics.nn.tasks is.
+        call_after_import("ultralytics.engine.exporter", lambda module: wrap_exporter(module, registered_classes))
     _rebind_everywhere(tasks.parse_model, parse_model)
     _REGISTERED.clear()
     _REGISTERED.update((entry.cls.__name__, entry) for entry in entries)
