@@ -2,12 +2,37 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+
 import torch
 from torch import nn
+from torch.nn import functional
 
 from .inference_layout import ChannelsLastInference, is_exporting
 
 PCONV_MODES = ("split_cat", "slicing", "preallocated")
+# What an exported graph computes PConv with (all equal to split_cat): ``split_cat``; ``aligned8``/``aligned16``: the
+# convolved part widened to a multiple of 8/16 channels by identity kernels (the runtimes' channel packs: NCNN packs
+# 4/8/16 channels, ONNX Runtime's NCHWc blocks 8/16), then split and concatenated as split_cat; ``full``: one 3x3
+# conv over all channels, identity kernels on the untouched ones (no split, no concat).
+PCONV_EXPORT_FORMS = ("split_cat", "aligned8", "aligned16", "full")
+# Measured in ONNX Runtime, NCNN and MNN on whole yolov8n-fasternet detectors (docs/performance.md, "Export forms in
+# ONNX Runtime, NCNN and MNN"): none of the others is faster than split_cat, so it stays what every export gets.
+SELECTED_EXPORT_FORM = "split_cat"
+_forced_export_form = contextvars.ContextVar("pconv_export_form", default=None)
+
+
+@contextlib.contextmanager
+def forced_export_form(form: str):
+    """Fuse and export every PConv with export form ``form`` (for measuring the forms against each other)."""
+    if form not in PCONV_EXPORT_FORMS:
+        raise ValueError(f"PConv export form must be one of {PCONV_EXPORT_FORMS}, got {form!r}")
+    token = _forced_export_form.set(form)
+    try:
+        yield
+    finally:
+        _forced_export_form.reset(token)
 
 
 class PConv(ChannelsLastInference, nn.Module):
@@ -26,7 +51,9 @@ class PConv(ChannelsLastInference, nn.Module):
             they run ``split_cat``, because in-place writes break backward and become ONNX ScatterND nodes.
 
     Inference form (``switch_to_deploy()``, called by ``model.fuse()``): mode ``preallocated``, on CPU with
-    channels-last activations.
+    channels-last activations. Export form (what a trace or an ONNX export records once fused): ``SELECTED_EXPORT_FORM``
+    (``split_cat``, the fastest measured in ONNX Runtime, NCNN and MNN); ``forced_export_form(form)`` fuses with
+    another of ``PCONV_EXPORT_FORMS`` (widened kernels, precomputed at fuse time, never used in training or eager).
 
     Example:
         >>> PConv(64, 64)(torch.zeros(1, 64, 8, 8)).shape
@@ -48,18 +75,50 @@ class PConv(ChannelsLastInference, nn.Module):
         self.dim_untouched = c1 - self.dim_conv
         self.mode = mode
         self.conv = nn.Conv2d(self.dim_conv, self.dim_conv, 3, 1, 1, bias=False)
+        self.register_buffer("export_weight", None, persistent=False)  # the export form's kernel (deploy form)
 
     def switch_to_deploy(self, channels_last: bool = True) -> None:
-        """Inference form: write into a preallocated output (fastest measured), channels-last on CPU."""
+        """Inference form: write into a preallocated output (fastest measured), channels-last on CPU; export form."""
         super().switch_to_deploy(channels_last)
         self.mode = "preallocated"
+        form = _forced_export_form.get() or SELECTED_EXPORT_FORM
+        width = self.export_width(form)
+        weight = None if width == self.dim_conv else self.widened_weight(width)
+        self.register_buffer("export_weight", weight, persistent=False)  # also on modules from older checkpoints
+
+    def export_width(self, form: str) -> int:
+        """How many leading channels the export form's 3x3 convolution covers."""
+        c = self.dim_conv + self.dim_untouched
+        if form == "full":
+            return c
+        align = {"aligned8": 8, "aligned16": 16}.get(form, 1)
+        return min(-(-self.dim_conv // align) * align, c)
+
+    @torch.no_grad()
+    def widened_weight(self, width: int) -> torch.Tensor:
+        """PConv's kernel on the first ``dim_conv`` channels, identity (centre-tap) kernels on the next ones."""
+        w = self.conv.weight.new_zeros(width, width, 3, 3)
+        w[: self.dim_conv, : self.dim_conv] = self.conv.weight
+        rest = torch.arange(self.dim_conv, width)
+        w[rest, rest, 1, 1] = 1.0
+        return w
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Apply the partial convolution in the configured mode (inference forms only where nothing records it)."""
         x = self.inference_layout(x)
         if self.mode != "split_cat" and not self.training and not torch.is_grad_enabled() and not is_exporting():
             return self.forward_slicing(x) if self.mode == "slicing" else self.forward_preallocated(x)
+        if is_exporting() and getattr(self, "export_weight", None) is not None and not self.training:
+            return self.forward_widened(x)
         return self.forward_split_cat(x)
+
+    def forward_widened(self, x: torch.Tensor) -> torch.Tensor:
+        """split_cat with the widened kernel ``export_weight``: the split falls on a channel-pack boundary."""
+        width = self.export_weight.shape[0]
+        if width == x.shape[1]:
+            return functional.conv2d(x, self.export_weight, padding=1)
+        x1, x2 = torch.split(x, [width, x.shape[1] - width], dim=1)
+        return torch.cat((functional.conv2d(x1, self.export_weight, padding=1), x2), 1)
 
     def forward_split_cat(self, x: torch.Tensor) -> torch.Tensor:
         """Split off the convolved channels, convolve them, and concatenate the untouched rest back."""
