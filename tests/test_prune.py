@@ -100,6 +100,32 @@ def test_a_module_that_declares_no_rule_is_left_unpruned_with_a_notice():
     assert any(f"layer {spconv[0][0]} (SPConv): left unpruned" in line for line in plan.notices)
 
 
+class _OtherPackageBlock(torch.nn.Module):
+    """A module of another package (this test file) with a hard-coded split a tracer cannot follow."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(8, 8, 1)
+
+    def forward(self, x):
+        a, b = x.split([4, 4], 1)
+        return self.conv(torch.cat((b, a), 1))
+
+
+def test_a_module_of_another_package_without_a_rule_is_left_unpruned_and_one_that_opts_in_is_traced():
+    from ultralytics.nn.modules import Conv
+
+    class OptedIn(_OtherPackageBlock):
+        yolo_pruning = True
+
+    for block, notice in ((_OtherPackageBlock(), True), (OptedIn(), False)):
+        layers = torch.nn.Sequential(Conv(3, 8), block, Conv(8, 8))
+        plan = pruning_plan(layers)
+        assert (block.conv in plan.kept_inputs) is notice
+        expected = [f"layer 1 ({type(block).__name__}): left unpruned, it declares no pruning rule"] if notice else []
+        assert plan.notices == expected
+
+
 def _one_train_step(model: DetectionModel) -> None:
     """One optimizer step on a batch of two images with a box each (the detection loss)."""
     model.args = get_cfg()
@@ -231,3 +257,7 @@ def test_stock_cli_fine_tune_keeps_the_pruned_widths(small_checkpoint, coco8_yam
     trained = tmp_path / "ft" / "weights" / "last.pt"
     assert tensor_shapes(YOLO(trained).model) == tensor_shapes(YOLO(out).model)
     run_checked([yolo, "val", f"model={trained}", "name=val", *common], cwd=tmp_path)
+    image = next((coco8_yaml.parent / "images" / "val").glob("*.jpg"))
+    safe = {"ULTRALYTICS_SAFE_LOAD": "1"}  # restricted (weights_only) loading of the pruned checkpoint
+    predict = [yolo, "predict", f"model={out}", f"source={image}", "imgsz=64", "device=cpu", f"project={tmp_path}"]
+    run_checked([*predict, "name=pred", "save=False"], cwd=tmp_path, env=safe)
