@@ -118,18 +118,6 @@ def measure(unpruned, pruned, imgsz: int, runs: int) -> list[str]:
     return rows
 
 
-def model_task(model) -> str:
-    """The task of a loaded model, from its class (a checkpoint's recorded task may be missing or the default)."""
-    from ultralytics.nn import tasks
-
-    for name, task in (("SegmentationModel", "segment"), ("PoseModel", "pose"), ("OBBModel", "obb")):
-        if isinstance(model, getattr(tasks, name)):
-            return task
-    if isinstance(model, tasks.DetectionModel):
-        return "detect"
-    return "classify" if isinstance(model, tasks.ClassificationModel) else type(model).__name__
-
-
 @command("yolo-fasternet prune")
 def main(argv: list[str] | None = None) -> int:
     """Check everything cheap first, prune, print the per-layer changes and the measurements, write atomically."""
@@ -142,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     if importlib.util.find_spec("torch_pruning") is None:
         raise CommandError("torch-pruning is not installed: pip install 'yolo-fasternet[prune]'")
     from .compression.channel_pruning import PruningError, layer_changes, prune
+    from .compression.model_task import model_task
     from .preflight import load_model
 
     yolo = load_model(args.weights)
