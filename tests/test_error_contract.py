@@ -166,6 +166,19 @@ CASES = [
     ("cli", "quantize --weights {tmp}/random.pth", 2, ["random.pth", "trained .pt"]),
     ("cli", "quantize --weights x.pt --fraction 2", 2, ["--fraction", "2"]),
     ("cli", "quantize --weights x.pt --max-loss -1", 2, ["--max-loss", "-1"]),
+    # --- prune: an unreachable target, a file that is no detection checkpoint, refused before any work
+    ("cli", "prune --weights {tmp}/nosuch.pt --ratio 0.3", 1, ["nosuch.pt", "no such file"]),
+    ("cli", "prune --weights {tmp}/random.pth --ratio 0.3", 2, ["random.pth", "trained .pt"]),
+    ("cli", "prune --weights x.pt --ratio 1", 2, ["--ratio", "1"]),
+    ("cli", "prune --weights x.pt --ratio 0", 2, ["--ratio", "0"]),
+    ("cli", "prune --weights x.pt --speed-up 0.5", 2, ["--speed-up", "0.5"]),
+    ("cli", "prune --weights x.pt", 2, ["--ratio", "--speed-up"]),
+    ("python -m", "prune --weights {tmp}/truncated.pt --ratio 0.3", 1, ["truncated.pt"]),
+    ("cli", "prune --weights {tmp}/classify.pt --ratio 0.3", 1, ["classify.pt", "classify model", "detection"]),
+    # --- distillation teacher (distill_model=, Ultralytics 8.4.190): checked before the dataset is cached
+    ("cli", "train --data {coco8} distill_model={tmp}/nosuch.pt", 1, ["distill_model", "nosuch.pt", "no such file"]),
+    ("cli", "train --data {coco8} distill_model={tmp}/classify.pt", 1, ["classify.pt", "a classify model", "detect"]),
+    ("cli", "train --data {coco8} distill_model={tmp}/teacher-nc3.pt", 1, ["teacher-nc3.pt", "3 classes", "80"]),
     # --- zoo, data, the command itself
     ("cli", "zoo --models {tmp}/binary.yaml --no-latency", 1, ["binary.yaml", "YAML syntax error"]),
     ("cli", "zoo --runs 0", 2, ["--runs", "0"]),
@@ -204,6 +217,10 @@ def bad_files(tmp_path_factory) -> Path:
     for name in ("truncated.pt", "truncated.pth"):
         (tmp / name).write_bytes((tmp / "whole.pth").read_bytes()[:300])
     cv2.imwrite(str(tmp / "photo.png"), np.zeros((48, 64, 3), np.uint8))
+    from ultralytics.nn.tasks import ClassificationModel, DetectionModel
+
+    torch.save({"model": ClassificationModel("yolov8n-fasternet-cls.yaml", verbose=False)}, tmp / "classify.pt")
+    torch.save({"model": DetectionModel("yolov8n-fasternet.yaml", nc=3, verbose=False)}, tmp / "teacher-nc3.pt")
     return tmp
 
 

@@ -9,6 +9,7 @@
     yolo-fasternet modules                                        # registered YAML modules (plugins too)
     yolo-fasternet graft yolo11n.yaml C3k2=C3k2_Faster -o my.yaml  # substitute modules in a model YAML
     yolo-fasternet quantize --weights best.pt                     # INT8 OpenVINO model and its mAP change
+    yolo-fasternet prune --weights best.pt --ratio 0.3            # structured pruning, before/after measured
 
 Every command takes ``--key value`` and Ultralytics-style ``key=value`` alike, and ``--help``. Each command's module
 is imported only when that command runs.
@@ -33,6 +34,7 @@ COMMANDS = {
     "modules": ("yolo_fasternet.apps.modules", "every registered YAML module: like, origin, YAML arguments"),
     "graft": ("yolo_fasternet.apps.graft", "derive a model YAML from a stock or user YAML by substituting modules"),
     "quantize": ("yolo_fasternet.apps.quantize", "INT8 OpenVINO/ONNX model of a checkpoint, with its mAP change"),
+    "prune": ("yolo_fasternet.apps.prune", "structurally pruned checkpoint (ratio or speed-up), before/after measured"),
 }
 PROG = "yolo-fasternet"
 

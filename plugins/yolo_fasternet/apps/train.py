@@ -21,6 +21,7 @@ from ultralytics.utils import DEFAULT_CFG_DICT
 
 from ..pretrained.fine_tuning import add_fine_tuning_callbacks
 from .command_errors import CommandParser, UsageError, command
+from .compression.teacher import DISTILLATION_KEYS, check_teacher, check_teacher_classes, missing_distillation
 from .preflight import check_dataset, check_device, check_output_folder, check_ranges, load_model
 from .synthetic_data import make_synthetic_dataset
 
@@ -90,6 +91,8 @@ def parse_overrides(tokens: list[str], parser: argparse.ArgumentParser) -> dict:
         token = tokens.pop(0)
         key, eq, value = (token[2:] if token.startswith("--") else token).partition("=")
         key = key.replace("-", "_")  # --save-period reads as save_period
+        if key not in DEFAULT_CFG_DICT and key in DISTILLATION_KEYS:
+            _fail(parser, missing_distillation(key))
         if key not in DEFAULT_CFG_DICT:
             close = difflib.get_close_matches(key, DEFAULT_CFG_DICT, n=3)
             hint = f"; did you mean {', '.join(close)}?" if close else "; see --help"
@@ -179,10 +182,13 @@ def main(argv: list[str] | None = None) -> int:
         report = add_fine_tuning_callbacks(model, args.backbone_weights, args.freeze_backbone)
         if report is not None:
             print(report.summary())
+    teacher = check_teacher(kwargs["distill_model"], model.task) if kwargs.get("distill_model") else None
     if "data" in kwargs:
         check_dataset(kwargs["data"], model.task)
     else:
         kwargs = {"data": str(make_synthetic_dataset()), **synthetic_recipe(kwargs["batch"]), **kwargs}
+    if teacher is not None and model.task == "detect":
+        check_teacher_classes(teacher, str(kwargs["distill_model"]), kwargs["data"])
     results = model.train(**kwargs)
     elapsed = time.perf_counter() - start
 

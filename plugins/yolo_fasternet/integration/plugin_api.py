@@ -26,6 +26,10 @@ built). A declared module that cannot be registered (its import fails, its name 
 plugin's, its ``like`` is unknown) is skipped with one warning line naming its distribution and the reason;
 Ultralytics and every other plugin keep working. Clashes are refused, never shadowed: with two distributions
 declaring one name, the first in name order keeps it.
+
+A registered module also states how ``yolo-fasternet prune`` may prune it, with optional class members
+(``yolo_pruning = False`` / ``True``, ``yolo_pruning_kept_inputs()``, ``yolo_pruning_kept_outputs()``,
+``yolo_pruned(in_channels)``, ``yolo_pruning_attributes``; see ``pruning_rules``); without them it is left unpruned.
 """
 
 from __future__ import annotations

@@ -12,6 +12,8 @@ imported the same functions by name):
   format's packages, in one line (``export_packages``);
 - ``Exporter.__call__`` (once the exporter is imported), when the export fails, names the plugin layer that its
   converter refuses (``export_failures``);
+- a model YAML with a ``pruned`` key (written by ``yolo-fasternet prune``) builds with the pruned widths
+  (``pruned_architecture``), so the trainer's rebuild of a pruned checkpoint keeps them;
 - ``yaml_model_load`` also finds the bundled ``cfg/`` YAMLs by bare name and lists where it looked when it fails;
 - the plugin classes (and the other ``nn.Module`` classes of their modules) are allow-listed for
   ``ULTRALYTICS_SAFE_LOAD=1`` checkpoint loading, ours also under their pre-0.2 class paths (``legacy_paths``).
@@ -40,6 +42,7 @@ from .layer_errors import ModelYamlError, layer_error
 from .legacy_paths import legacy_safe_globals
 from .missing_plugin import record_plugin_distributions
 from .parse_model_patch import RULES_NAME, RegistrationError, patched_parse_model, special_names
+from .pruned_architecture import apply_pruned_architecture
 from .registry import CHECKPOINT_CLASSES, PLUGIN_MODULES, PluginModule
 from .stage_settings import apply_drop_path_rate, stage_settings
 from .yaml_backbone_weights import install as install_yaml_backbone_weights
@@ -82,6 +85,7 @@ def _parse_model_with_context(scaled_parse_model, namespace: dict, version: str)
                     raise
                 raise err from e
         apply_drop_path_rate(d, model)
+        apply_pruned_architecture(d, model)  # a pruned checkpoint's YAML rebuilds the pruned widths
         record_plugin_distributions(model, registered_modules())
         return model, save
 

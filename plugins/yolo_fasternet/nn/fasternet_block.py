@@ -92,6 +92,12 @@ class FasterNetBlock(ChannelsLastInference, nn.Module):
         self.drop_path_given = drop_path is not None  # a YAML value wins over the model's drop_path_rate schedule
         self.drop_path = DropPath(drop_path or 0.0)
 
+    def yolo_pruning_kept_outputs(self) -> tuple[nn.Module, ...]:
+        """Pruning rule (integration.pruning_rules): the residual width stays (the projection's outputs), the MLP's
+        hidden width is pruned. Torch-Pruning 1.6.1 maps PConv's split of the residual channels to the wrong branch,
+        so these channels are not pruned rather than pruned wrongly."""
+        return (self.project,)
+
     def switch_to_deploy(self, channels_last: bool = True) -> None:
         """Inference form: layer scale folded into the projection, channels-last activations on CPU."""
         super().switch_to_deploy(channels_last)

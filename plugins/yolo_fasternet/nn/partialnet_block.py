@@ -118,6 +118,10 @@ class PartialNetBlock(nn.Module):
         torch.Size([1, 64, 8, 8])
     """
 
+    # Pruning rule (integration.pruning_rules): left unpruned.
+    # PartialNet's partial split sizes and attention heads are integers a tracer cannot follow.
+    yolo_pruning = False
+
     def __init__(
         self,
         c1: int,

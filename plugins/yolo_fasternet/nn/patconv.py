@@ -104,6 +104,10 @@ class PATConv(nn.Module):
         torch.Size([1, 64, 8, 8])
     """
 
+    # Pruning rule (integration.pruning_rules): left unpruned.
+    # PATConv's split sizes and attention heads are integers a tracer cannot follow.
+    yolo_pruning = False
+
     def __init__(self, c1: int, c2: int | None = None, attn: str = "channel", n_div: int = 4, num_heads: int = 4):
         super().__init__()
         c2 = c1 if c2 is None else c2

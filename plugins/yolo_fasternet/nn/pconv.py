@@ -77,6 +77,22 @@ class PConv(ChannelsLastInference, nn.Module):
         self.conv = nn.Conv2d(self.dim_conv, self.dim_conv, 3, 1, 1, bias=False)
         self.register_buffer("export_weight", None, persistent=False)  # the export form's kernel (deploy form)
 
+    # Pruning rule (integration.pruning_rules): the convolved channels and the 3x3 conv stay whole, so dim_conv is the
+    # unpruned c // n_div; only untouched channels are removed, and dim_untouched follows the pruned input width.
+    yolo_pruning_attributes = ("dim_untouched",)
+
+    def yolo_pruning_kept_inputs(self) -> tuple[nn.Module, ...]:
+        """The 3x3 conv keeps its input channels: the convolved share is not pruned."""
+        return (self.conv,)
+
+    def yolo_pruning_kept_outputs(self) -> tuple[nn.Module, ...]:
+        """The 3x3 conv keeps its output channels: PConv maps c channels to c channels."""
+        return (self.conv,)
+
+    def yolo_pruned(self, in_channels: int) -> None:
+        """After pruning: the untouched part is what is left of the input beside the convolved channels."""
+        self.dim_untouched = in_channels - self.dim_conv
+
     def switch_to_deploy(self, channels_last: bool = True) -> None:
         """Inference form: write into a preallocated output (fastest measured), channels-last on CPU; export form."""
         super().switch_to_deploy(channels_last)

@@ -32,6 +32,10 @@ class SAConv(Conv):
         torch.Size([1, 32, 16, 16])
     """
 
+    # Pruning rule (integration.pruning_rules): left unpruned.
+    # SAConv's switch and functional convolutions share one weight that a tracer cannot follow.
+    yolo_pruning = False
+
     def __init__(self, c1: int, c2: int, k: int = 3, s: int = 1, act: bool | nn.Module = True):
         nn.Module.__init__(self)  # not Conv.__init__: SAConv has no single nn.Conv2d of its own
         if min(c1, c2, k, s) <= 0 or k % 2 == 0:

@@ -49,6 +49,10 @@ class SPConv(nn.Module):
         torch.Size([1, 64, 8, 8])
     """
 
+    # Pruning rule (integration.pruning_rules): left unpruned.
+    # SPConv's split at int(c * ratio) is an integer a tracer cannot follow.
+    yolo_pruning = False
+
     def __init__(self, c1: int, c2: int, s: int = 1, ratio: float = 0.5, act: bool | nn.Module = True):
         super().__init__()
         if isinstance(s, bool) or s not in (1, 2):

@@ -139,6 +139,10 @@ class TimmBackbone(nn.Module):
     ``c1`` becomes timm's ``in_chans``. Example: ``TimmBackbone(3, "resnet18", 512)(x)`` -> 3 tensors.
     """
 
+    # Pruning rule (integration.pruning_rules): left unpruned.
+    # a timm model's internal sizes (its own partial convs, heads) are not declared to the pruner.
+    yolo_pruning = False
+
     def __init__(self, c1: int, model: str, c2: int, out_indices=None, pretrained: bool | str = False):
         super().__init__()
         if not isinstance(model, str):

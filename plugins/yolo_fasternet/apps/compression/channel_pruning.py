@@ -1,0 +1,151 @@
+"""Structured channel pruning of a Ultralytics model with Torch-Pruning's DepGraph, honouring each module's rule.
+
+Importance: DepGraph's group norm (``GroupMagnitudeImportance``, L2): the channels of one coupled group (every conv,
+norm and residual that must lose the same channel) are ranked by the norm of all their weights together. It is
+data-free, so it works on a checkpoint alone; Taylor importance needs gradients, hence data and a loss, and LAMP
+only rescales magnitudes across layers, which matters for global pruning, not for the per-group ratio used here.
+
+Each prunable group loses the same share of its channels (``ratio``), or the share grows in steps until the model's
+GFLOPs fall by the wanted factor (``speed_up``). What must not be pruned comes from ``pruning_rules``: the head's
+final convolutions and DFL never, C2f's chunked layer, PConv's convolved channels, modules that say so. Channels a
+rule keeps get infinite importance, so a group keeps them while it loses others; afterwards every kept layer is
+checked, and a ratio that would have cut into one is an error, not a corrupted model.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ...integration.pruned_architecture import describe_changes
+from ...integration.pruning_rules import PruningPlan, pruning_plan, sync_after_pruning
+
+MAX_RATIO = 0.7  # the largest per-group share a speed-up target may reach (PConv keeps 1/4 of its channels)
+ROUND_TO = 8  # pruned widths stay multiples of 8, as Ultralytics' width scaling makes them (CPU kernels vectorize)
+STEPS = 14  # speed-up targets approach MAX_RATIO in steps of MAX_RATIO / STEPS
+
+
+class PruningError(RuntimeError):
+    """The target cannot be met without cutting a kept channel (a one-line message naming the layer or target)."""
+
+
+@dataclass
+class PrunedModel:
+    """The pruned copy, what changed (the ``pruned`` YAML entry), the ratio used, and the notices to print."""
+
+    model: nn.Module
+    changes: dict
+    ratio: float
+    notices: list[str]
+
+
+def _importance(plan: PruningPlan):
+    import torch_pruning as tp
+
+    class KeptChannelsGroupNorm(tp.importance.GroupMagnitudeImportance):
+        """Group-norm importance; channels entering a kept layer rank above all others (never chosen first)."""
+
+        def __call__(self, group):
+            imp = super().__call__(group)
+            if imp is None:
+                return None
+            for i, (dep, _) in enumerate(group):
+                layer, fn = dep.layer, dep.pruning_fn
+                if layer in plan.kept_inputs and getattr(fn, "__name__", "") == "prune_in_channels":
+                    imp[[r for r in group[i].root_idxs if r is not None]] = float("inf")
+            return None if torch.isinf(imp).all() else imp
+
+    return KeptChannelsGroupNorm(p=2)
+
+
+def _check_kept(before: dict, layers: nn.Module, plan: PruningPlan) -> None:
+    """Raise ``PruningError`` naming the first kept layer whose kept channels were removed."""
+    for name, module in layers.named_modules():
+        if module in before and _kept_widths(module, plan) != before[module]:
+            raise PruningError(
+                f"layer {name} ({type(module).__name__}) would lose channels its rule keeps; use a smaller target"
+            )
+
+
+def _kept_widths(module: nn.Module, plan: PruningPlan) -> tuple:
+    weight = getattr(module, "weight", None)
+    if not isinstance(module, (nn.Conv2d, nn.Linear)) or weight is None:
+        return ()
+    out = weight.shape[0] if module in plan.kept_outputs else None
+    grouped = isinstance(module, nn.Conv2d) and module.groups != 1
+    return out, weight.shape[1] if module in plan.kept_inputs and not grouped else None
+
+
+def gflops(model: nn.Module, imgsz: int) -> float:
+    """GFLOPs of one ``imgsz`` image, as Ultralytics' model summary counts them."""
+    from ultralytics.utils.torch_utils import get_flops
+
+    return get_flops(model, imgsz)
+
+
+def prune(
+    model: nn.Module, imgsz: int, ratio: float | None = None, speed_up: float | None = None, step_imgsz: int = 0
+) -> PrunedModel:
+    """A pruned copy of the Ultralytics ``model`` (``DetectionModel``): ``ratio`` per group, or to ``speed_up``.
+
+    ``imgsz`` is the image size of the GFLOPs that ``speed_up`` divides; tracing uses ``step_imgsz`` (default: the
+    model's largest stride times two, enough to trace every layer).
+    """
+    import torch_pruning as tp
+
+    pruned = copy.deepcopy(model).float().eval()
+    for p in pruned.parameters():
+        p.requires_grad_(True)  # DepGraph traces through autograd
+    stride = int(max(getattr(model, "stride", torch.tensor([32])).max(), 32))
+    example = torch.zeros(1, 3, step_imgsz or 2 * stride, step_imgsz or 2 * stride)
+    layers = pruned.model
+    plan = pruning_plan(layers)
+    before = {m: _kept_widths(m, plan) for m in layers.modules()}
+    before = {m: w for m, w in before.items() if w and any(v is not None for v in w)}
+    target_ratio, steps = (ratio, 1) if ratio is not None else (MAX_RATIO, STEPS)
+    pruner = tp.pruner.MetaPruner(
+        pruned,
+        example,
+        importance=_importance(plan),
+        pruning_ratio=target_ratio,
+        iterative_steps=steps,
+        ignored_layers=list(plan.kept_outputs),
+        global_pruning=False,
+        round_to=ROUND_TO,
+    )
+    base = gflops(model, imgsz) if speed_up is not None else 0.0
+    reached = 0.0
+    for step in range(1, steps + 1):
+        pruner.step()
+        sync_after_pruning(layers, lambda: pruned(example))
+        _check_kept(before, layers, plan)
+        reached = target_ratio * step / steps
+        if speed_up is not None and base / max(gflops(pruned, imgsz), 1e-9) >= speed_up:
+            break
+    else:
+        if speed_up is not None:
+            now = base / max(gflops(pruned, imgsz), 1e-9)
+            raise PruningError(
+                f"--speed-up {speed_up}: pruning {MAX_RATIO:.0%} of every prunable group gives only {now:.2f}x fewer "
+                "GFLOPs; ask for less"
+            )
+    for p in pruned.parameters():
+        p.requires_grad_(False)
+    return PrunedModel(pruned, describe_changes(model.model, layers), reached, plan.notices)
+
+
+def layer_changes(unpruned: nn.Module, pruned: nn.Module) -> list[str]:
+    """One line per conv or linear layer whose widths changed: ``name: in a -> b, out c -> d``."""
+    old = dict(unpruned.named_modules())
+    lines = []
+    for name, module in pruned.named_modules():
+        if not isinstance(module, (nn.Conv2d, nn.Linear)):
+            continue
+        was, now = old[name].weight.shape, module.weight.shape
+        parts = [f"{what} {a} -> {b}" for what, a, b in (("out", was[0], now[0]), ("in", was[1], now[1])) if a != b]
+        if parts:
+            lines.append(f"{name}: {', '.join(parts)}")
+    return lines

@@ -1,0 +1,263 @@
+"""``yolo-fasternet prune``: module rules against hand pruning, every bundled family pruned end to end, the command."""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from ultralytics import YOLO
+from ultralytics.cfg import get_cfg
+from ultralytics.nn.tasks import DetectionModel
+
+from yolo_fasternet.apps import prune as prune_command
+from yolo_fasternet.apps.compression.channel_pruning import prune
+from yolo_fasternet.integration.pruned_architecture import KEY, tensor_shapes
+from yolo_fasternet.integration.pruning_rules import pruning_plan
+from yolo_fasternet.nn.fasternet_block import FasterNetBlock
+from yolo_fasternet.nn.pconv import PConv
+from yolo_fasternet.nn.spconv import SPConv
+
+from conftest import assert_outputs_close, nontrivial_outputs
+
+pytest.importorskip("torch_pruning", reason="torch-pruning is not installed (the [prune] extra)")
+
+IMGSZ = 64
+FAMILIES = [  # one YAML per bundled family of detection models
+    "yolov8n-fasternet.yaml",
+    "yolo11n-fasternet.yaml",
+    "yolo26n-fasternet.yaml",
+    "yolov8n-c2f-faster.yaml",
+    "yolo11n-c3k2-faster.yaml",
+    "yolov8n-saconv.yaml",
+    "yolov8n-spconv.yaml",
+    "yolov8n-partialnet.yaml",
+]
+
+
+def _checkpoint(yaml_name: str, path: Path) -> Path:
+    """A checkpoint as stock ``YOLO(path)`` loads it: random weights with non-trivial BN statistics and scores."""
+    torch.manual_seed(0)
+    model = nontrivial_outputs(YOLO(yaml_name, verbose=False).model)
+    torch.save({"model": copy.deepcopy(model).half(), "train_args": {}, "epoch": -1}, path)
+    return path
+
+
+def test_pconv_rule_keeps_the_outputs_of_the_kept_channels():
+    """PConv pruned by its rule (convolved channels kept, untouched ones removed) equals PConv on the kept channels."""
+    torch.manual_seed(0)
+    full = PConv(16).eval()
+    kept = [0, 1, 2, 3, 5, 8, 9, 13]  # the 4 convolved channels and 4 of the 12 untouched ones
+    pruned = copy.deepcopy(full)
+    pruned.yolo_pruned(len(kept))
+    x = torch.randn(2, 16, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(pruned(x[:, kept]), full(x)[:, kept])
+    assert (pruned.dim_conv, pruned.dim_untouched) == (4, 4)
+    assert set(pruned.yolo_pruning_kept_inputs()) == set(pruned.yolo_pruning_kept_outputs()) == {pruned.conv}
+
+
+def test_fasternet_block_keeps_its_residual_width_and_prunes_its_mlp_like_hand_pruning():
+    """The block's rule: the projection's outputs (the residual width) stay; pruning the MLP's hidden channels by
+    hand (expand's outputs and BN, project's inputs) gives the same output as the pruner's choice of channels."""
+    torch.manual_seed(0)
+    model = DetectionModel("yolov8n-fasternet.yaml", verbose=False)
+    nontrivial_outputs(model)
+    pruned = prune(model, IMGSZ, ratio=0.25).model
+    block, original = pruned.model[1], model.model[1]
+    assert isinstance(block, FasterNetBlock)
+    assert block.project.weight.shape[0] == original.project.weight.shape[0]  # residual width kept
+    hidden = block.expand.conv.weight.shape[0]
+    assert hidden < original.expand.conv.weight.shape[0]
+    # the pruner keeps the channels of largest group norm; prune by hand at exactly those channels
+    norms = original.expand.conv.weight.flatten(1).norm(dim=1)
+    by_hand = copy.deepcopy(original).eval()
+    kept = [
+        i
+        for i in range(norms.numel())
+        if any(torch.equal(original.expand.conv.weight[i], w) for w in block.expand.conv.weight)
+    ]
+    assert len(kept) == hidden
+    conv, bn = by_hand.expand.conv, by_hand.expand.bn
+    conv.weight = torch.nn.Parameter(conv.weight[kept])
+    for name in ("weight", "bias"):
+        setattr(bn, name, torch.nn.Parameter(getattr(bn, name)[kept]))
+    bn.running_mean, bn.running_var = bn.running_mean[kept], bn.running_var[kept]
+    by_hand.project.weight = torch.nn.Parameter(by_hand.project.weight[:, kept])
+    x = torch.randn(1, block.project.weight.shape[0], 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(block.eval()(x), by_hand(x))
+
+
+def test_a_module_that_declares_no_rule_is_left_unpruned_with_a_notice():
+    """A module of another package without a pruning rule: every channel kept, one notice naming the layer."""
+    model = DetectionModel("yolov8n-spconv.yaml", verbose=False)
+    plan = pruning_plan(model.model)
+    spconv = [(n, m) for n, m in model.model.named_modules() if isinstance(m, SPConv)]
+    assert spconv and all(m in plan.kept_inputs and m in plan.kept_outputs for _, m in spconv)
+    assert any(f"layer {spconv[0][0]} (SPConv): left unpruned" in line for line in plan.notices)
+
+
+class _OtherPackageBlock(torch.nn.Module):
+    """A module of another package (this test file) with a hard-coded split a tracer cannot follow."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(8, 8, 1)
+
+    def forward(self, x):
+        a, b = x.split([4, 4], 1)
+        return self.conv(torch.cat((b, a), 1))
+
+
+def test_a_module_of_another_package_without_a_rule_is_left_unpruned_and_one_that_opts_in_is_traced():
+    from ultralytics.nn.modules import Conv
+
+    class OptedIn(_OtherPackageBlock):
+        yolo_pruning = True
+
+    for block, notice in ((_OtherPackageBlock(), True), (OptedIn(), False)):
+        layers = torch.nn.Sequential(Conv(3, 8), block, Conv(8, 8))
+        plan = pruning_plan(layers)
+        assert (block.conv in plan.kept_inputs) is notice
+        expected = [f"layer 1 ({type(block).__name__}): left unpruned, it declares no pruning rule"] if notice else []
+        assert plan.notices == expected
+
+
+def _one_train_step(model: DetectionModel) -> None:
+    """One optimizer step on a batch of two images with a box each (the detection loss)."""
+    model.args = get_cfg()
+    model.train()
+    for p in model.parameters():
+        p.requires_grad_(True)
+    batch = {
+        "img": torch.rand(2, 3, IMGSZ, IMGSZ),
+        "batch_idx": torch.tensor([0.0, 1.0]),
+        "cls": torch.tensor([[0.0], [1.0]]),
+        "bboxes": torch.tensor([[0.5, 0.5, 0.4, 0.4], [0.3, 0.3, 0.2, 0.2]]),
+    }
+    loss, _ = model.loss(batch)
+    loss.sum().backward()
+    torch.optim.SGD(model.parameters(), lr=1e-3).step()
+    assert torch.isfinite(loss).all()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("yaml_name", FAMILIES)
+def test_pruned_family_runs_reloads_rebuilds_trains_and_exports(yaml_name, tmp_path, monkeypatch):
+    """Each bundled family at ratio 0.2: fewer parameters where it has prunable groups, a checkpoint stock YOLO
+    reloads with the same outputs, a rebuild from its YAML with the pruned shapes, one training step, an ONNX export
+    equal to the fused PyTorch model."""
+    pytest.importorskip("onnxruntime")
+    source = _checkpoint(yaml_name, tmp_path / "model.pt")
+    yolo = YOLO(source)
+    result = prune(yolo.model, IMGSZ, ratio=0.2)
+    assert sum(p.numel() for p in result.model.parameters()) < sum(p.numel() for p in yolo.model.parameters())
+    out = tmp_path / "pruned.pt"
+    prune_command.save_atomically(
+        prune_command.pruned_checkpoint(yolo.ckpt, result.model, result.changes, str(source), "ratio 0.2"), out
+    )
+    reloaded = YOLO(out)
+    x = torch.rand(1, 3, IMGSZ, IMGSZ, generator=torch.Generator().manual_seed(0))
+    expected_model = copy.deepcopy(reloaded.model).float().eval()
+    if getattr(expected_model, "end2end", False):
+        expected_model.end2end = False  # the exporter's default exports the one-to-many head
+    with torch.no_grad():
+        expected = expected_model.fuse(verbose=False)(x)[0]
+    rebuilt = DetectionModel(reloaded.model.yaml, verbose=False)
+    assert tensor_shapes(rebuilt) == tensor_shapes(reloaded.model)
+    assert reloaded.model.yaml[KEY]["shapes"], "the pruned widths are recorded in model.yaml"
+    _one_train_step(rebuilt)
+    monkeypatch.chdir(tmp_path)
+    onnx_path = reloaded.export(format="onnx", imgsz=IMGSZ, batch=1, device="cpu")
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    actual = torch.from_numpy(session.run(None, {session.get_inputs()[0].name: x.numpy()})[0])
+    assert_outputs_close(actual, expected, reloaded.model, rel=1e-3, what=f"pruned {yaml_name} as onnx")
+
+
+@pytest.fixture(scope="module")
+def small_checkpoint(tmp_path_factory) -> Path:
+    return _checkpoint("yolov8n-fasternet.yaml", tmp_path_factory.mktemp("prune") / "best.pt")
+
+
+def test_prune_command_prints_layers_and_measurements_and_writes_the_checkpoint(small_checkpoint, capsys):
+    out = small_checkpoint.with_name("small.pt")
+    argv = ["--weights", str(small_checkpoint), "--ratio", "0.3", "--imgsz", "64", "--runs", "2", "--output", str(out)]
+    assert prune_command.main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "model.1.expand.conv: out 80 -> " in printed
+    for row in ("params", "GFLOPs", "CPU ms @64"):
+        assert row in printed
+    pruned = YOLO(out).model
+    assert pruned.model[1].expand.conv.out_channels < 80
+    assert not list(out.parent.glob(".*.tmp"))
+
+
+def test_speed_up_target_reduces_gflops_by_the_factor(small_checkpoint, capsys):
+    out = small_checkpoint.with_name("fast.pt")
+    argv = [
+        "--weights",
+        str(small_checkpoint),
+        "--speed-up",
+        "1.3",
+        "--imgsz",
+        "64",
+        "--runs",
+        "1",
+        "--output",
+        str(out),
+    ]
+    assert prune_command.main(argv) == 0
+    table = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines() if line.strip()}
+    assert float(table["GFLOPs"][-1]) <= 1 / 1.3 + 1e-3
+
+
+def test_an_interrupted_prune_writes_nothing(small_checkpoint, monkeypatch):
+    """Ctrl-C while the checkpoint is written: no output file and no temporary file stays behind."""
+    out = small_checkpoint.with_name("interrupted.pt")
+
+    def interrupted_save(obj, f, *args, **kwargs):
+        Path(f).write_bytes(b"half")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", interrupted_save)
+    argv = ["--weights", str(small_checkpoint), "--ratio", "0.1", "--imgsz", "64", "--runs", "1", "--output", str(out)]
+    assert prune_command.main(argv) == 130
+    assert not out.exists() and not list(out.parent.glob(".interrupted*"))
+
+
+@pytest.mark.slow
+def test_stock_cli_fine_tune_keeps_the_pruned_widths(small_checkpoint, coco8_yaml, tmp_path):
+    """``yolo train model=pruned.pt`` (the stock CLI, a fresh process) trains the pruned architecture, not a rebuild
+    of the unpruned YAML that loads what fits; ``yolo val`` then runs on the result."""
+    from conftest import run_checked
+
+    out = tmp_path / "pruned.pt"
+    assert (
+        prune_command.main(
+            ["--weights", str(small_checkpoint), "--ratio", "0.3", "--imgsz", "64", "--runs", "1", "--output", str(out)]
+        )
+        == 0
+    )
+    yolo = str(Path(os.sys.executable).with_name("yolo"))
+    common = [
+        f"data={coco8_yaml}",
+        "imgsz=64",
+        "batch=4",
+        "workers=0",
+        "device=cpu",
+        "plots=False",
+        f"project={tmp_path}",
+    ]
+    run_checked([yolo, "train", f"model={out}", "epochs=1", "name=ft", *common], cwd=tmp_path)
+    trained = tmp_path / "ft" / "weights" / "last.pt"
+    assert tensor_shapes(YOLO(trained).model) == tensor_shapes(YOLO(out).model)
+    run_checked([yolo, "val", f"model={trained}", "name=val", *common], cwd=tmp_path)
+    image = next((coco8_yaml.parent / "images" / "val").glob("*.jpg"))
+    safe = {"ULTRALYTICS_SAFE_LOAD": "1"}  # restricted (weights_only) loading of the pruned checkpoint
+    predict = [yolo, "predict", f"model={out}", f"source={image}", "imgsz=64", "device=cpu", f"project={tmp_path}"]
+    run_checked([*predict, "name=pred", "save=False"], cwd=tmp_path, env=safe)
