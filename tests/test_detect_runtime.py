@@ -101,14 +101,14 @@ def test_auto_picks_a_measured_runtime_writes_the_cache_and_reuses_it(auto_cache
     assert all(f"{r}: cached export" in second for r in installed), second
 
 
-def cached_openvino_export(cache: Path) -> Path:
-    """The OpenVINO export the ``auto_cache`` run made; skipped only where OpenVINO is not installed (where it is, a
-    missing export means the export failed, and the test fails saying so)."""
-    exported = next(cache.rglob("*_openvino_model"), None)
+def cached_export(cache: Path, runtime: str = "openvino") -> Path:
+    """The ``runtime`` export folder the ``auto_cache`` run made; skipped only where the runtime is not installed
+    (where it is, a missing export means the export failed, and the test fails saying so)."""
+    exported = next(cache.rglob(f"*_{runtime}_model"), None)
     if exported is None:
-        if runtime_choice.installed("openvino"):
-            pytest.fail(f"OpenVINO is installed but {cache} holds no OpenVINO export: detect's export to it failed")
-        pytest.skip("OpenVINO is not installed")
+        if runtime_choice.installed(runtime):
+            pytest.fail(f"{runtime} is installed but {cache} holds no {runtime} export: detect's export to it failed")
+        pytest.skip(f"{runtime} is not installed")
     return exported
 
 
@@ -160,7 +160,7 @@ def test_a_slow_candidate_loses_to_pytorch_and_the_summary_says_so(auto_cache, t
 def test_auto_considers_the_int8_model_quantize_made_and_says_so(auto_cache, trained, clip, tmp_path, capsys,
                                                                   monkeypatch):  # fmt: skip
     cache, _ = auto_cache
-    exported = cached_openvino_export(cache)
+    exported = cached_export(cache)
     checkpoint = tmp_path / "best.pt"
     checkpoint.write_bytes(trained.read_bytes())  # same content: its exports come from the cache
     assert detect(checkpoint, clip, "--runtime", "openvino-int8") == 1  # asked for explicitly and missing
@@ -349,7 +349,7 @@ def test_broken_exported_models_are_one_line_errors_naming_the_file(tmp_path, cl
 
 def test_truncated_openvino_weights_name_the_file(auto_cache, tmp_path, clip, capsys):
     cache, _ = auto_cache
-    source = cached_openvino_export(cache)
+    source = cached_export(cache)
     folder = tmp_path / "cut_openvino_model"
     folder.mkdir()
     for file in source.iterdir():
@@ -360,15 +360,19 @@ def test_truncated_openvino_weights_name_the_file(auto_cache, tmp_path, clip, ca
     assert str(folder) in line and "is truncated" in line
 
 
-def test_numeric_options_have_stated_ranges(capsys):
-    from yolo_fasternet.apps import detect as detect_app
-    from yolo_fasternet.apps.detection.inference_threads import cpu_cores
-
-    args = detect_app.parse_args(["--weights", "x.pt", "--threads", "999"])
-    assert args.threads == cpu_cores()  # lowered to the cores, with a notice
-    assert f"--threads 999: this machine has {cpu_cores()} cores; using {cpu_cores()}" in capsys.readouterr().err
-    for bad in ("8", "9000"):
-        with pytest.raises(SystemExit) as exit_info:
-            detect_app.parse_args(["--weights", "x.pt", "--imgsz", bad])
-        assert exit_info.value.code == 2
-        assert f"--imgsz must be 32..8192, got {bad}" in capsys.readouterr().err
+@pytest.mark.parametrize("weights", ["its own", "truncated", "another model's"])
+def test_ncnn_weights_that_are_not_the_params_own_name_the_file(weights, auto_cache, tmp_path, clip, capsys):
+    cache, _ = auto_cache
+    source = cached_export(cache, "ncnn")
+    folder = tmp_path / "copied_ncnn_model"
+    shutil.copytree(source, folder)
+    own = (source / "model.ncnn.bin").read_bytes()
+    if weights == "its own":
+        assert detect(folder, clip) == 0
+        return
+    # another model's: longer than this .param needs (a larger model's .bin), which ncnn itself loads silently
+    foreign = own[: len(own) // 2] if weights == "truncated" else own + np.random.default_rng(0).bytes(4096)
+    (folder / "model.ncnn.bin").write_bytes(foreign)
+    assert detect(folder, clip) == 1
+    line = one_line(capsys.readouterr().err)
+    assert str(folder) in line and "model.ncnn.bin is truncated or from another model" in line

@@ -150,8 +150,9 @@ def _check_ncnn(folder: Path) -> None:
     """An NCNN model folder: ``model.ncnn.param`` with NCNN's magic line, and a ``model.ncnn.bin`` that ncnn loads.
 
     A ``.param`` that lists layers ncnn does not have, or a ``.bin`` shorter than its weights, loads as an empty
-    network in ncnn (which then fails with ``IndexError: list index out of range`` in Ultralytics), so both are
-    loaded here where ncnn is installed.
+    network in ncnn (which then fails with ``IndexError: list index out of range`` in Ultralytics), and a longer
+    ``.bin`` (another model's) loads silently with the wrong weights, so both are loaded here where ncnn is
+    installed, counting the bytes of the ``.bin`` that the ``.param`` reads.
     """
     param, weights = folder / "model.ncnn.param", folder / "model.ncnn.bin"
     for file in (param, weights):
@@ -167,11 +168,41 @@ def _check_ncnn(folder: Path) -> None:
     net = ncnn.Net()
     with _native_output_silenced():
         param_status = net.load_param(str(param))
-        weights_status = net.load_model(str(weights)) if param_status == 0 else 0
     if param_status != 0:
         raise CommandError(f"model {folder}: ncnn cannot read {param.name} (a layer ncnn does not have, or damaged)")
-    if weights_status != 0:
+    data = weights.read_bytes()
+    reader = _counting_reader(ncnn, data)
+    with _native_output_silenced():
+        weights_status = net.load_model(reader)
+    if weights_status != 0 or reader.position != len(data):
         raise CommandError(f"model {folder}: {weights.name} is truncated or from another model ({param.name})")
+
+
+def _counting_reader(ncnn, data: bytes):
+    """An ncnn ``DataReader`` over ``data`` that counts the bytes ncnn reads: the weights a ``.param`` needs are
+    exactly its own ``.bin``, so a ``.bin`` read only in part (another, larger model's) is told from the model's own."""
+    import ctypes
+
+    pointer_of = ctypes.pythonapi.PyCapsule_GetPointer
+    pointer_of.restype, pointer_of.argtypes = ctypes.c_void_p, [ctypes.py_object, ctypes.c_char_p]
+    name_of = ctypes.pythonapi.PyCapsule_GetName
+    name_of.restype, name_of.argtypes = ctypes.c_char_p, [ctypes.py_object]
+
+    class CountingReader(ncnn.DataReader):
+        def __init__(self):
+            super().__init__()
+            self.position = 0
+
+        def scan(self, format, p):  # text parameters: never used for a binary .bin
+            return 0
+
+        def read(self, buffer, size):
+            chunk = data[self.position : self.position + size]
+            ctypes.memmove(pointer_of(buffer, name_of(buffer)), chunk, len(chunk))
+            self.position += len(chunk)
+            return len(chunk)
+
+    return CountingReader()
 
 
 def _check_flatbuffer(path: Path) -> None:
