@@ -6,6 +6,8 @@ import csv
 import dataclasses
 import importlib.util
 import json
+import os
+import time
 
 import pytest
 from ablation_fakes import make_records
@@ -28,7 +30,9 @@ class StagedExecutor:
         for spec in specs:
             ablate.prepare_run_folder(spec)
             offset = sorted(SKILL).index(spec["model"].removesuffix(".yaml")) * 100
-            records = make_records(offset + spec["seed"], n_images=48, skill=SKILL[spec["model"].removesuffix(".yaml")])
+            records = make_records(
+                offset + spec["seed"], n_images=16, skill=SKILL[spec["model"].removesuffix(".yaml")], background=4
+            )
             save_records(ablate.Path(spec["run"]) / RECORDS, dataclasses.asdict(records))
             metrics = {"precision": 0.5, "recall": 0.5, **recompute_map(records)}
             ablate.record_results(
@@ -86,7 +90,7 @@ def test_the_report_names_each_variant_and_its_source_and_judges_them(staged):
     md = (out / "results.md").read_text()
     table = md.split("Compression variants against their source")[1].split("Per model")[0]
     pruned = next(line for line in table.splitlines() if line.startswith("| a-pruned-0_3 |"))
-    assert "pruned (ratio 0.3), fine-tuned 1 epochs | a | **worse** |" in pruned and "-50.0%" in pruned
+    assert "pruned (ratio 0.3), fine-tuned 1 epoch | a | **worse** |" in pruned and "-50.0%" in pruned
     distilled = next(line for line in table.splitlines() if line.startswith("| b-distilled-a |"))
     assert "distilled from a, same seed | b |" in distilled and "seeds and images" in distilled
     rows = list(csv.DictReader((out / "comparison.csv").open()))
@@ -104,8 +108,13 @@ def test_a_rerun_skips_finished_variants_and_redoes_one_asked_for_differently(st
     staged()
     _, calls, _ = staged()
     assert calls == [] and "8 of 8 runs already finished" in capsys.readouterr().out
-    _, calls, _ = staged("--fine-tune-epochs", "3")  # same variant name, another fine-tune: done again
+    out, calls, _ = staged("--fine-tune-epochs", "3")  # same variant name, another fine-tune: done again
     assert [sorted(s["model"] for s in c) for c in calls] == [["a-pruned-0_3", "a-pruned-0_3"]]
+    # a source that finished after its variants (retrained by an earlier, interrupted invocation): they are redone
+    (done,) = out.glob("runs/a-s0-*/DONE")
+    os.utime(done, (time.time() + 60, time.time() + 60))
+    _, calls, _ = staged("--fine-tune-epochs", "3")
+    assert [sorted((s["model"], s["seed"]) for s in c) for c in calls] == [[("a-pruned-0_3", 0), ("b-distilled-a", 0)]]
 
 
 @pytest.mark.parametrize(
@@ -138,6 +147,17 @@ def test_distill_on_an_ultralytics_without_it_names_the_release_needed(monkeypat
     assert stopped.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--distill" in err[0] and DISTILLATION_ULTRALYTICS in err[0], err
+
+
+def test_prune_without_torch_pruning_is_one_line_before_any_work(monkeypatch):
+    from yolo_fasternet.apps.ablation import variants
+    from yolo_fasternet.apps.command_errors import CommandError
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torch_pruning" else real(name))
+    wanted = variants.parse_variants([("a.yaml", "0.3")], [], ["a.yaml"], 1)
+    with pytest.raises(CommandError, match=r"--prune needs torch-pruning: pip install 'yolo-fasternet\[prune\]'"):
+        variants.check_variants(wanted, {"a.yaml": "detect"}, "data.yaml")
 
 
 def test_the_compress_preset_trains_prunes_fine_tunes_and_distils():
@@ -189,5 +209,5 @@ def test_a_pruned_and_a_distilled_variant_end_to_end(coco8_yaml, tmp_path, capsy
     spec = json.loads((out / distilled["run"] / "spec.json").read_text())
     assert spec["teacher_run"].endswith(f"yolov8n-s0-{distilled['run'][-8:]}")
     md = (out / "results.md").read_text()
-    assert "| yolov8n-fasternet-pruned-0_3 | pruned (ratio 0.3), fine-tuned 1 epochs | yolov8n-fasternet |" in md
+    assert "| yolov8n-fasternet-pruned-0_3 | pruned (ratio 0.3), fine-tuned 1 epoch | yolov8n-fasternet |" in md
     assert "| yolov8n-fasternet-distilled-yolov8n | distilled from yolov8n, same seed | yolov8n-fasternet |" in md

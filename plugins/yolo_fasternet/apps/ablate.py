@@ -259,10 +259,15 @@ def fold_duplicates(models: list[str], seeds: list[int]) -> tuple[list[str], lis
 
 
 def _finished_as(spec: dict) -> bool:
-    """Whether the run folder of ``spec`` holds a finished run of the same variant (target, fine-tune, teacher)."""
+    """Whether the run folder of ``spec`` holds a finished run of the same variant (target, fine-tune, teacher),
+    finished after the runs it was made from (a source retrained by an earlier, interrupted invocation: not)."""
     folder = Path(spec["run"])
+    made_from = [Path(spec[k]) / DONE for k in ("source_run", "teacher_run") if k in spec]
     try:
-        return (folder / DONE).exists() and json.loads((folder / SPEC).read_text()).get("variant") == spec["variant"]
+        finished = (folder / DONE).stat().st_mtime
+        if any(done.stat().st_mtime > finished for done in made_from if done.exists()):
+            return False
+        return json.loads((folder / SPEC).read_text()).get("variant") == spec["variant"]
     except (OSError, ValueError):
         return False
 

@@ -13,8 +13,8 @@ A variant is made from a *source*, one of ``--models``, and is compared with it 
   ``.pt`` checkpoint, the same for every seed. Named ``<student>-distilled-<teacher stem>``.
 
 Variants train after every plain model (their sources and teachers) has finished, in the same executor. A variant
-that finished before is trained again when what it was made of changed: its source or teacher trained again in
-this invocation, or another target, fine-tune length or teacher was asked for under the same name.
+that finished before is trained again when what it was made of changed: its source or teacher trained again
+since it finished, or another fine-tune length or teacher file was asked for under the same name.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ class Variant:
         """How the variant was made, in words (the report's 'how' column)."""
         if self.kind == "prune":
             target = f"ratio {self.ratio:g}" if self.ratio is not None else f"{self.speed_up:g}x fewer GFLOPs"
-            return f"pruned ({target}), fine-tuned {self.epochs} epochs"
+            return f"pruned ({target}), fine-tuned {self.epochs} epoch{'s' if self.epochs != 1 else ''}"
         teacher = f"{Path(self.teacher).stem}, same seed" if self.teacher_in_ablation else self.teacher
         return f"distilled from {teacher}"
 
