@@ -211,3 +211,26 @@ def test_a_pruned_and_a_distilled_variant_end_to_end(coco8_yaml, tmp_path, capsy
     md = (out / "results.md").read_text()
     assert "| yolov8n-fasternet-pruned-0_3 | pruned (ratio 0.3), fine-tuned 1 epoch | yolov8n-fasternet |" in md
     assert "| yolov8n-fasternet-distilled-yolov8n | distilled from yolov8n, same seed | yolov8n-fasternet |" in md
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch_pruning") is None, reason="torch-pruning is not installed")
+def test_a_ratio_prunes_differently_trained_weights_to_the_same_widths():
+    """Why a pruned variant's cost is measured on its first seed alone: the widths follow the ratio, not the
+    weights (two different initialisations, as two seeds' runs have, prune to the same shapes)."""
+    import torch
+    from ultralytics.nn.tasks import DetectionModel
+
+    from yolo_fasternet.apps.compression.channel_pruning import prune
+
+    shapes = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        model = DetectionModel("yolov8n-fasternet.yaml", nc=4, verbose=False)
+        for m in model.modules():  # BatchNorm scales differ per seed too, as after training
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.weight.data.uniform_(0.1, 1.0)
+        unpruned = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+        pruned = prune(model, 64, ratio=0.3).model
+        shapes.append({k: tuple(v.shape) for k, v in pruned.state_dict().items()})
+        assert shapes[-1] != unpruned  # it did prune
+    assert shapes[0] == shapes[1]
