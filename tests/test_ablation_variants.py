@@ -85,8 +85,11 @@ def test_variants_train_after_their_sources_from_the_same_seed(staged):
     assert timed[-1]["b-distilled-a"] == "b.yaml"
 
 
-def test_the_report_names_each_variant_and_its_source_and_judges_them(staged):
+def test_the_report_names_each_variant_and_its_source_and_judges_them(staged, capsys):
     out, _, _ = staged()
+    printed = capsys.readouterr().out
+    assert "a-pruned-0_3 vs its source a: mAP50-95 " in printed and ": worse" in printed
+    assert "b-distilled-a vs its source b: mAP50-95 " in printed
     md = (out / "results.md").read_text()
     table = md.split("Compression variants against their source")[1].split("Per model")[0]
     pruned = next(line for line in table.splitlines() if line.startswith("| a-pruned-0_3 |"))

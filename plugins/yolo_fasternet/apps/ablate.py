@@ -115,12 +115,14 @@ def measure_models(names: list[str], imgsz: int, runs: int, sources: dict | None
 
 # --------------------------------------------------------------------------------------------------------- reports
 def summarize_verdicts(v) -> None:
-    """One line per model against the baseline, and the notes, on stdout."""
-    for model, by_metric in v.against.items():
+    """One line per model against the baseline, one per compression variant against its source, and the notes."""
+    pairs = [(model, v.baseline, by_metric) for model, by_metric in v.against.items()]
+    pairs += [(variant, f"its source {source}", by_metric) for variant, (source, _, by_metric) in v.sources.items()]
+    for model, against, by_metric in pairs:
         d = by_metric["mAP50-95"]
         interval = f" [{d.low * 100:+.2f}, {d.high * 100:+.2f}]" if d.low is not None else ""
         chance = f", P(Δ > 0) {d.p_better:.3f}" if d.p_better is not None else ""
-        print(f"{model} vs {v.baseline}: mAP50-95 {d.delta * 100:+.2f} pt{interval}{chance}: {d.verdict}", flush=True)
+        print(f"{model} vs {against}: mAP50-95 {d.delta * 100:+.2f} pt{interval}{chance}: {d.verdict}", flush=True)
     for note in v.notes:
         print(f"note: {note}", flush=True)
 
