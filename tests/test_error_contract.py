@@ -153,6 +153,12 @@ CASES = [
         ["--distill yolov8n.yaml", "nosuch.pt", "no such file"],
     ),  # fmt: skip
     (
+        "cli",
+        "ablate --models yolov8n.yaml --data {coco8} --distill yolov8n.yaml {tmp}/classify.pt",
+        1,
+        ["classify.pt", "a classify model", "detect"],
+    ),  # fmt: skip
+    (
         "ablate_yolo.py",
         "--models yolov8n.yaml --data {coco8} --distill yolov8n.yaml {tmp}/teacher-nc3.pt",
         1,
