@@ -128,6 +128,7 @@ def test_a_rerun_skips_finished_variants_and_redoes_one_asked_for_differently(st
         (["--prune", "nosuch.yaml", "0.3"], ["nosuch.yaml is not one of --models"]),
         (["--distill", "nosuch.yaml", "a.yaml"], ["student nosuch.yaml is not one of --models"]),
         (["--distill", "a.yaml", "b.yaml"], ["teacher is neither one of --models nor a trained .pt"]),
+        (["--distill", "a.yaml", "x/t.pt", "--distill", "a.yaml", "y/t.pt"], ["named a-distilled-t"]),
     ],
 )
 def test_a_bad_variant_is_one_line_before_any_work(args, words, capsys):

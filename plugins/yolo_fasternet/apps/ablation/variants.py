@@ -113,7 +113,7 @@ def parse_variants(prune: list, distill: list, models: list[str], fine_tune_epoc
     names = [v.name for v in unique]
     clash = sorted({n for n in names if names.count(n) > 1} | ({n for n in names} & {Path(m).stem for m in models}))
     if clash:
-        raise ValueError(f"variants named {', '.join(clash)} twice (another target or teacher under the same name)")
+        raise ValueError(f"two variants, or a variant and a model, named {', '.join(clash)}: rename a teacher file")
     return unique
 
 
