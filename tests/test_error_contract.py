@@ -141,6 +141,29 @@ CASES = [
         ["127.0.0.1:{closed}", "--connect-timeout"],
     ),  # fmt: skip
     ("cli", "ablate --models yolov8n.yaml --executor ray --address nocolon", 2, ["--address", "nocolon"]),
+    # --- ablate: compression variants (a pruned or distilled model against its source)
+    ("cli", "ablate --models yolov8n.yaml --prune yolov8n.yaml 1", 2, ["--prune yolov8n.yaml 1", "between 0 and 1"]),
+    ("ablate_yolo.py", "--models yolov8n.yaml --prune yolov8n.yaml 0.5x", 2, ["speed-up must be above 1"]),
+    ("cli", "ablate --models yolov8n.yaml --prune nosuch.yaml 0.3", 2, ["nosuch.yaml", "not one of --models"]),
+    ("cli", "ablate --models yolov8n.yaml --distill nosuch.yaml yolov8n.yaml", 2, ["student nosuch.yaml"]),
+    (
+        "cli",
+        "ablate --models yolov8n.yaml --data {coco8} --distill yolov8n.yaml {tmp}/nosuch.pt",
+        1,
+        ["--distill yolov8n.yaml", "nosuch.pt", "no such file"],
+    ),  # fmt: skip
+    (
+        "cli",
+        "ablate --models yolov8n.yaml --data {coco8} --distill yolov8n.yaml {tmp}/classify.pt",
+        1,
+        ["classify.pt", "a classify model", "detect"],
+    ),  # fmt: skip
+    (
+        "ablate_yolo.py",
+        "--models yolov8n.yaml --data {coco8} --distill yolov8n.yaml {tmp}/teacher-nc3.pt",
+        1,
+        ["teacher-nc3.pt", "3 classes", "80"],
+    ),  # fmt: skip
     # --- weights (also as python -m yolo_fasternet weights)
     ("python -m", "weights info {tmp}/random.pth", 1, ["random.pth", "not a PyTorch checkpoint"]),
     ("python -m", "weights info {tmp}", 1, ["is a folder"]),

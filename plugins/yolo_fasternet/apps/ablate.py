@@ -42,13 +42,16 @@ from .ablation.results import ABLATION, COLUMNS, measure_file, report  # noqa: F
 from .ablation.runs import (  # noqa: F401  prepare_run_folder, record_results: part of this module's API
     DONE,
     METRIC_KEYS,
+    SPEC,
     prepare_run_folder,
     record_results,
     run_dir,
+    run_epochs,
     settings_hash,
     write_atomic,
 )
 from .ablation.shared_data import prepare_label_caches
+from .ablation.variants import PRUNED_CHECKPOINT, check_variants, depends_on, parse_variants, variant_spec
 from .arguments import key_value_to_options
 from .command_errors import CommandError, CommandParser, InterruptedCommandError, UsageError, command
 
@@ -88,15 +91,19 @@ def time_models(models: dict, imgsz: int, runs: int, device: str = "cpu", warmup
     return {name: statistics.median(t) for name, t in times.items()}
 
 
-def measure_models(names: list[str], imgsz: int, runs: int) -> dict[str, dict]:
-    """Parameters, GFLOPs and fused latency (CPU; GPU too where present) of every model, timed in this process."""
+def measure_models(names: list[str], imgsz: int, runs: int, sources: dict | None = None) -> dict[str, dict]:
+    """Parameters, GFLOPs and fused latency (CPU; GPU too where present) of every model, timed in this process.
+
+    ``sources[name]`` is what to build for a name that is no model file (a variant: its pruned checkpoint, or the
+    student's YAML).
+    """
     import torch
 
     from .zoo import build
 
     built, sizes = {}, {}
     for name in names:
-        model, row = build(name, imgsz)  # fused eval model
+        model, row = build((sources or {}).get(name, name), imgsz)  # fused eval model
         sizes[name] = {"params": row.params, "gflops": row.gflops}
         built[name] = model
     cpu = time_models(built, imgsz, runs)
@@ -108,12 +115,14 @@ def measure_models(names: list[str], imgsz: int, runs: int) -> dict[str, dict]:
 
 # --------------------------------------------------------------------------------------------------------- reports
 def summarize_verdicts(v) -> None:
-    """One line per model against the baseline, and the notes, on stdout."""
-    for model, by_metric in v.against.items():
+    """One line per model against the baseline, one per compression variant against its source, and the notes."""
+    pairs = [(model, v.baseline, by_metric) for model, by_metric in v.against.items()]
+    pairs += [(variant, f"its source {source}", by_metric) for variant, (source, _, by_metric) in v.sources.items()]
+    for model, against, by_metric in pairs:
         d = by_metric["mAP50-95"]
         interval = f" [{d.low * 100:+.2f}, {d.high * 100:+.2f}]" if d.low is not None else ""
         chance = f", P(Δ > 0) {d.p_better:.3f}" if d.p_better is not None else ""
-        print(f"{model} vs {v.baseline}: mAP50-95 {d.delta * 100:+.2f} pt{interval}{chance}: {d.verdict}", flush=True)
+        print(f"{model} vs {against}: mAP50-95 {d.delta * 100:+.2f} pt{interval}{chance}: {d.verdict}", flush=True)
     for note in v.notes:
         print(f"note: {note}", flush=True)
 
@@ -132,7 +141,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     before the first training instead of inside it.
     """
     from ultralytics.cfg import check_cfg
+    from ultralytics.utils import DEFAULT_CFG_DICT
 
+    from .compression.teacher import missing_distillation
     from .preflight import check_ranges
     from .train import parse_overrides
 
@@ -146,6 +157,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--imgsz", type=int, help="default: the preset's, else 320")
     parser.add_argument("--batch", type=int, help="default: the preset's, else 16")
     parser.add_argument("--seeds", type=int, nargs="+", help="default: the preset's, else 0")
+    variants = (  # compression variants (ablation/variants.py): option, its two values, help
+        ("--prune", ("SOURCE", "TARGET"), "each seed's SOURCE run (one of --models) pruned to TARGET (a channel ratio "
+         "such as 0.3, or a GFLOPs speed-up such as 1.5x), then fine-tuned with the same settings"),
+        ("--distill", ("STUDENT", "TEACHER"), "STUDENT (one of --models) trained with distill_model=TEACHER, one of "
+         "--models (its run of the same seed) or a trained .pt"),
+    )  # fmt: skip
+    for option, metavar, text in variants:
+        parser.add_argument(option, nargs=2, action="append", metavar=metavar, help=f"a variant: {text}; repeatable")
+    parser.add_argument(
+        "--fine-tune-epochs", type=int, help="a pruned variant's fine-tune epochs (default: the preset's, or --epochs)"
+    )
     parser.add_argument("--device", default=None, help="cpu or a CUDA index (default: 0 if CUDA is available)")
     parser.add_argument("--latency-runs", type=int, default=20, help="timed forwards per model (median reported)")
     parser.add_argument("--out", type=Path, default=Path("runs/ablate"), help="results folder")
@@ -182,16 +204,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             setattr(args, key, getattr(preset, key, fallback) if key != "data" or not preset else None)
     if args.jobs is None:
         args.jobs = preset.jobs if preset else 1
+    for key in ("prune", "distill", "fine_tune_epochs"):
+        if getattr(args, key) is None and preset:
+            setattr(args, key, getattr(preset, key))
+    args.fine_tune_epochs = args.fine_tune_epochs or args.epochs
     minimum = {"--epochs": 1, "--imgsz": 32, "--batch": 1, "--latency-runs": 1, "--jobs": 1, "--cpus-per-run": 1}
-    minimum.update({"--retries": 0, "--resamples": 2000, "--bootstrap-seed": 0})
+    minimum.update({"--retries": 0, "--resamples": 2000, "--bootstrap-seed": 0, "--fine-tune-epochs": 1})
     for option, least in minimum.items():
         value = getattr(args, option[2:].replace("-", "_"))
         if value < least:
             parser.error(f"{option} must be >= {least}, got {value}")
     if not args.connect_timeout > 0:
         parser.error(f"--connect-timeout must be > 0 seconds, got {args.connect_timeout:g}")
-    if args.baseline and not args.report_only and Path(args.baseline).stem not in {Path(m).stem for m in args.models}:
-        parser.error(f"--baseline {args.baseline}: not one of --models ({' '.join(args.models)})")
     if any(seed < 0 for seed in args.seeds):
         parser.error(f"--seeds must be >= 0, got {' '.join(map(str, args.seeds))}")
     given = parse_overrides(extra, parser)  # unknown keys fail here, with close matches
@@ -204,10 +228,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         check_ranges(args.overrides)
     except (TypeError, ValueError, UsageError) as e:
         parser.error(str(e).splitlines()[0])
+    if args.distill and "distill_model" not in DEFAULT_CFG_DICT and not args.report_only:
+        parser.error(missing_distillation("--distill"))
     try:
         args.models, args.seeds = fold_duplicates(args.models, args.seeds)
+        wanted = (args.prune, args.distill, args.models, args.fine_tune_epochs)
+        args.variants = [] if args.report_only else parse_variants(*wanted)
     except ValueError as e:
         parser.error(str(e))
+    names = {Path(m).stem for m in args.models} | {v.name for v in args.variants}
+    if args.baseline and not args.report_only and Path(args.baseline).stem not in names:
+        parser.error(f"--baseline {args.baseline}: not one of --models ({' '.join(args.models)}) or their variants")
     return args
 
 
@@ -229,6 +260,20 @@ def fold_duplicates(models: list[str], seeds: list[int]) -> tuple[list[str], lis
     return models, seeds
 
 
+def _finished_as(spec: dict) -> bool:
+    """Whether the run folder of ``spec`` holds a finished run of the same variant (target, fine-tune, teacher),
+    finished after the runs it was made from (a source retrained by an earlier, interrupted invocation: not)."""
+    folder = Path(spec["run"])
+    made_from = [Path(spec[k]) / DONE for k in ("source_run", "teacher_run") if k in spec]
+    try:
+        finished = (folder / DONE).stat().st_mtime
+        if any(done.stat().st_mtime > finished for done in made_from if done.exists()):
+            return False
+        return json.loads((folder / SPEC).read_text()).get("variant") == spec["variant"]
+    except (OSError, ValueError):
+        return False
+
+
 def make_executor(args: argparse.Namespace, device: str):
     """The executor for ``--executor``; a run on the local executor gets cpu_count // jobs torch threads."""
     if args.executor == "ray":
@@ -237,9 +282,10 @@ def make_executor(args: argparse.Namespace, device: str):
 
 
 def preflight(args: argparse.Namespace, data: str, device: str) -> None:
-    """Everything that can fail before the first training, checked now: device, ``--out``, each model, the data;
-    then the dataset's label caches, built once here (``shared_data``) so that runs starting together never race
-    on them. Classification models are refused: the ablation's metrics and verdicts are mAP.
+    """Everything that can fail before the first training, checked now: device, ``--out``, each model, the data,
+    the compression variants (``variants.check_variants``); then the dataset's label caches, built once here
+    (``shared_data``) so that runs starting together never race on them. Classification models are refused: the
+    ablation's metrics and verdicts are mAP.
     """
     from .preflight import check_dataset, check_device, check_output_folder, load_model
 
@@ -252,6 +298,7 @@ def preflight(args: argparse.Namespace, data: str, device: str) -> None:
     if task == "classify":
         raise UsageError(f"--models: {next(iter(tasks))} is a classification model; ablate compares detection models")
     check_dataset(data, task)
+    check_variants(args.variants, tasks, data)
     prepare_label_caches(data, task)
 
 
@@ -298,22 +345,36 @@ def main(argv: list[str] | None = None) -> int:
     # Parallel local runs share the cores; alone, a run keeps Ultralytics' own thread count
     threads = max(1, (os.cpu_count() or 1) // args.jobs) if args.executor == "local" and args.jobs > 1 else None
     threads = args.cpus_per_run if args.executor == "ray" else threads
-    runs = [(m, s) for s in args.seeds for m in args.models]
-    todo = [(m, s) for m, s in runs if not (run_dir(out, m, s, key) / DONE).exists()]
-    if len(todo) < len(runs):
-        print(f"{len(runs) - len(todo)} of {len(runs)} runs already finished, skipping them", flush=True)
-    specs = [
+    plain = [
         {"model": m, "seed": s, "run": str(run_dir(out, m, s, key)), "train": train, "threads": threads}
-        for m, s in todo
+        for s in args.seeds
+        for m in args.models
     ]
+    todo = [spec for spec in plain if not (Path(spec["run"]) / DONE).exists()]
+    # Compression variants train once their sources and teachers have: a second stage, in the same executor
+    retrained = {(spec["model"], spec["seed"]) for spec in todo}
+    derived, todo_derived = [], []
+    for s in args.seeds:
+        for v in args.variants:
+            spec = {"model": v.name, "seed": s, "run": str(run_dir(out, v.name, s, key)), "train": train}
+            spec.update(threads=threads, **variant_spec(v, s, lambda m, seed: run_dir(out, m, seed, key)))
+            derived.append(spec)
+            if not _finished_as(spec) or any((m, s) in retrained for m in depends_on(v)):
+                todo_derived.append(spec)
+    runs = plain + derived
+    if len(todo) + len(todo_derived) < len(runs):
+        done_before = len(runs) - len(todo) - len(todo_derived)
+        print(f"{done_before} of {len(runs)} runs already finished, skipping them", flush=True)
+    stages = [stage for stage in (todo, todo_derived) if stage]
     t0 = time.perf_counter()
-    with tqdm(total=len(todo) * args.epochs, unit="epoch", desc="ablation", dynamic_ncols=True) as bar:
+    total = sum(run_epochs(spec) for stage in stages for spec in stage)
+    with tqdm(total=total, unit="epoch", desc="ablation", dynamic_ncols=True) as bar:
         finished = []
 
         def on_done(spec):
             finished.append(spec)
             rec = json.loads((Path(spec["run"]) / "metrics.json").read_text())
-            bar.set_postfix_str(f"{len(finished)}/{len(todo)} runs")
+            bar.set_postfix_str(f"{len(finished)}/{len(todo) + len(todo_derived)} runs")
             tqdm.write(
                 f"done {Path(spec['model']).stem} seed {spec['seed']}: mAP50-95 {rec['mAP50-95']:.3g} "
                 f"mAP50 {rec['mAP50']:.3g} {statistics.mean(rec['epoch_times_s']):.1f} s/epoch, "
@@ -321,10 +382,11 @@ def main(argv: list[str] | None = None) -> int:
             )
 
         try:
-            executor.run(specs, lambda spec: out / f"{Path(spec['run']).name}.log", bar.update, on_done)
+            for stage in stages:
+                executor.run(stage, lambda spec: out / f"{Path(spec['run']).name}.log", bar.update, on_done)
         except (CommandError, KeyboardInterrupt) as e:
             bar.close()
-            done = sum((run_dir(out, m, s, key) / DONE).exists() for m, s in runs)
+            done = sum((Path(spec["run"]) / DONE).exists() for spec in runs)
             kept = f"{done} of {len(runs)} runs finished and kept in {out}; the same command continues from there"
             if isinstance(e, KeyboardInterrupt):
                 raise InterruptedCommandError(f"interrupted; {kept}") from e
@@ -332,13 +394,20 @@ def main(argv: list[str] | None = None) -> int:
 
     # Latency of every model in this one process, one after another, so the numbers are comparable with each other.
     # Cached per (models, imgsz, runs): a re-run with nothing to train does not re-time on a different machine state.
-    models = args.models
+    # A pruned variant is timed as its pruned checkpoint (the same widths for every seed), a distilled one as its
+    # student's YAML (distillation changes the weights, not the architecture).
+    models = args.models + [v.name for v in args.variants]
+    first = args.seeds[0]
+    sources = {
+        v.name: str(run_dir(out, v.name, first, key) / PRUNED_CHECKPOINT) if v.kind == "prune" else v.source
+        for v in args.variants
+    }
     cache = measure_file(out, models, args.imgsz, args.latency_runs)
-    if cache.exists():
+    if cache.exists() and not todo_derived:
         measured = json.loads(cache.read_text())
     else:
         print(f"timing {len(models)} fused models, batch 1, imgsz {args.imgsz}, {args.latency_runs} runs", flush=True)
-        measured = measure_models(models, args.imgsz, args.latency_runs)
+        measured = measure_models(models, args.imgsz, args.latency_runs, sources)
         write_atomic(cache, json.dumps(measured, indent=1))
 
     source = f"preset {args.preset}, " if args.preset else ""

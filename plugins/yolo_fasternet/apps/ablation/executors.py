@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from ..command_errors import VERBOSE_ENV, CommandError, UsageError
-from .runs import DONE, prepare_run_folder, record_results, run_label, train_and_validate
+from .runs import DONE, prepare_run_folder, record_results, run_epochs, run_label, train_and_validate
 from .worker import LOCK_ENV, PARENT_ENV
 
 try:  # POSIX; elsewhere run folders are not locked (the parent-death handling still applies)
@@ -184,7 +184,7 @@ class LocalExecutor:
                         continue
                     del running[pid], self._children[pid]
                     if proc.returncode == 0 and (Path(spec["run"]) / DONE).exists():
-                        on_epochs(spec["train"]["epochs"] - done)
+                        on_epochs(run_epochs(spec) - done)
                         on_done(spec)
                     else:
                         why = describe_exit(proc.returncode)
@@ -309,7 +309,7 @@ class RayExecutor:
                     failures.append(f"training {run_label(spec)} failed on a Ray worker: {cause[-1] if cause else e}")
                     continue
                 record_results(spec, record)
-                on_epochs(spec["train"]["epochs"])
+                on_epochs(run_epochs(spec))
                 on_done(spec)
         finally:
             for ref in refs:

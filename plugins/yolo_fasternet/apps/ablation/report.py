@@ -137,6 +137,8 @@ def markdown(rows: list[dict], models: list[str], header: str, v: Verdicts | Non
         lines.append(f"| {m} | " + " | ".join(cells + _cost_cells(summary, m, base, cost)) + " |")
     if v.notes:
         lines += [""] + [f"Note: {n}." for n in v.notes]
+    if v.sources:
+        lines += ["", *source_table(v, summary, cost, spec)]
 
     lines += ["", "Per model, mean ± std over seeds" + ("; mAP with its 95% bootstrap interval" if v.own else "") + ":"]
     lines += ["", "| model | seeds | " + " | ".join(spec[c][0] for c in cols) + " |", "|---" * (len(cols) + 2) + "|"]
@@ -153,8 +155,27 @@ def markdown(rows: list[dict], models: list[str], header: str, v: Verdicts | Non
     return "\n".join(lines) + "\n"
 
 
+def source_table(v: Verdicts, summary: dict, cost: list[str], spec: dict) -> list[str]:
+    """Each compression variant against the model it was made from: the same verdict, the source as baseline."""
+    lines = [
+        "Compression variants against their source (the model each was pruned from, or the student trained without "
+        "a teacher): the same paired verdict, on the seeds both have, with the source as the baseline.",
+        "",
+    ]
+    head = ["variant", "how", "source", f"{RANKED_BY} vs source", *(f"Δ {m}" for m in JUDGED), "P(Δ mAP50-95 > 0)"]
+    head += ["interval from", *(f"Δ {spec[c][0].split(' (')[0]}" for c in cost)]
+    lines += ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    for variant, (source, how, d) in v.sources.items():
+        ranked = d[RANKED_BY]
+        cells = [how, source, f"**{ranked.verdict}**", *(fmt_difference(d[k]) for k in JUDGED)]
+        cells += [f"{ranked.p_better:.3f}" if ranked.p_better is not None else "-", method_text(ranked)]
+        lines.append(f"| {variant} | " + " | ".join(cells + _cost_cells(summary, variant, source, cost)) + " |")
+    return lines
+
+
 def comparison_csv(v: Verdicts) -> str:
-    """One row per (model, metric) against the baseline: Δ, interval and P(Δ > 0) in percentage points."""
+    """One row per (model, metric) against the baseline, then per (compression variant, metric) against its source
+    (its ``baseline`` column names the source): Δ, interval and P(Δ > 0) in percentage points."""
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=COMPARISON_COLUMNS, lineterminator="\n")
     writer.writeheader()
@@ -162,14 +183,16 @@ def comparison_csv(v: Verdicts) -> str:
     def pt(x):
         return "" if x is None else f"{x * 100:.4f}"
 
-    for model, by_metric in v.against.items():
+    pairs = [(model, v.baseline, by_metric) for model, by_metric in v.against.items()]
+    pairs += [(variant, source, by_metric) for variant, (source, _, by_metric) in v.sources.items()]
+    for model, baseline, by_metric in pairs:
         for metric in JUDGED:
             d = by_metric[metric]
             t = d.t_interval
             writer.writerow(
                 {
                     "model": model,
-                    "baseline": v.baseline,
+                    "baseline": baseline,
                     "metric": metric,
                     "delta_pt": pt(d.delta),
                     "low_pt": pt(d.low),

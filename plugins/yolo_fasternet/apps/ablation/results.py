@@ -1,10 +1,11 @@
 """From finished run folders to the report files: what both a full ablation and ``--report-only`` write.
 
-``collect(out)`` reads every finished run (``runs/*/DONE``) of one settings group, its ``spec.json``,
-``metrics.json`` and, where kept, ``records.npz``; the latency measured for the group's models (``measure-*.json``);
-and the model order and title the ablation stored in ``ablation.json`` (older folders: the order of
-``results.csv``). ``write_reports`` writes ``results.csv`` (one row per run), ``comparison.csv`` (each model
-against the baseline), ``results.md`` and ``pareto.png``, each atomically.
+``collect(out)`` reads every finished run (``runs/*/DONE``) of one settings group, its ``spec.json`` (a compression
+variant's also names its source), ``metrics.json`` and, where kept, ``records.npz``; the latency measured for the
+group's models (``measure-*.json``); and the model order and title the ablation stored in ``ablation.json``
+(older folders: the order of ``results.csv``). ``write_reports`` writes ``results.csv`` (one row per run),
+``comparison.csv`` (each model against the baseline, each compression variant against its source), ``results.md``
+and ``pareto.png``, each atomically.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from ..command_errors import CommandError, UsageError
 from .records import RECORDS, RecordError, Records, load_records
 from .report import comparison_csv, markdown, plot_png
 from .runs import DONE, METRIC_KEYS, METRICS_FILE, SPEC, settings_hash, write_atomic
-from .verdicts import Verdicts, verdicts
+from .verdicts import Verdicts, against_sources, verdicts
 
 ABLATION = "ablation.json"  # the ablation's model order (baseline first) and title, written by the ablation
 COLUMNS = (
@@ -34,6 +35,8 @@ COLUMNS = (
     "peak_mem_mb",
     "peak_gpu_mem_mb",
     *METRIC_KEYS,
+    "variant",
+    "source",
     "epochs",
     "imgsz",
     "batch",
@@ -50,6 +53,7 @@ class Collected:
     header: str
     records: dict[tuple[str, int], Records] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    sources: dict[str, tuple[str, str]] = field(default_factory=dict)  # variant -> (its source, how it was made)
 
 
 def measure_file(out: Path, models: list[str], imgsz: int, runs: int) -> Path:
@@ -111,10 +115,13 @@ def collect(out: Path, key: str | None = None) -> Collected:
     measured = _measured(out, {spec["model"] for _, spec in runs})
     stems = {Path(spec["model"]).stem for _, spec in runs}
     models, title = _model_order(out, stems, key)
-    rows, records = [], {}
+    rows, records, sources = [], {}, {}
     for folder, spec in runs:
         rec = json.loads((folder / METRICS_FILE).read_text())
         stem, train = Path(spec["model"]).stem, spec["train"]
+        variant = spec.get("variant") or {}
+        if variant:
+            sources[stem] = (Path(variant["source"]).stem, variant["description"])
         blank = dict.fromkeys(("params", "gflops", "cpu_latency_ms", "gpu_latency_ms"))
         rows.append(
             {
@@ -125,7 +132,9 @@ def collect(out: Path, key: str | None = None) -> Collected:
                 "peak_mem_mb": rec.get("peak_mem_mb"),
                 "peak_gpu_mem_mb": rec.get("peak_gpu_mem_mb"),
                 **{c: rec[c] for c in METRIC_KEYS},
-                "epochs": train.get("epochs"),
+                "variant": variant.get("description"),
+                "source": sources[stem][0] if variant else None,
+                "epochs": variant.get("epochs") or train.get("epochs"),
                 "imgsz": train.get("imgsz"),
                 "batch": train.get("batch"),
                 "run": str(folder.relative_to(out)),
@@ -146,7 +155,8 @@ def collect(out: Path, key: str | None = None) -> Collected:
             f"# Ablation on {dataset}: {train.get('epochs')} epochs, imgsz {train.get('imgsz')}, "
             f"batch {train.get('batch')}, seeds {seeds}, device {train.get('device')}"
         )
-    return Collected(rows, models, title, records, notes)
+    sources = {v: s for v, s in sources.items() if s[0] in models}  # a source whose runs are gone: no pair
+    return Collected(rows, models, title, records, notes, sources)
 
 
 def pick_baseline(models: list[str], baseline: str | None, out: Path) -> str:
@@ -182,5 +192,6 @@ def report(
     found.models = models
     v = verdicts(found.rows, models, found.records, base, resamples, bootstrap_seed)
     v.notes = found.notes + v.notes
+    v.sources = against_sources(found.rows, found.sources, found.records, resamples, bootstrap_seed)
     write_reports(out, found, v)
     return v

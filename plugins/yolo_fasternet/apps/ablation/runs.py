@@ -57,6 +57,11 @@ def run_dir(out: Path, model: str, seed: int, key: str) -> Path:
     return out / "runs" / f"{Path(model).stem}-s{seed}-{key}"
 
 
+def run_epochs(spec: dict) -> int:
+    """The epochs this run trains: the shared schedule's, or a pruned variant's fine-tune."""
+    return int((spec.get("variant") or {}).get("epochs") or spec["train"]["epochs"])
+
+
 def run_label(spec: dict) -> str:
     """'<model stem> seed <seed>', how messages name a run."""
     return f"{Path(spec['model']).stem} seed {spec['seed']}"
@@ -66,7 +71,8 @@ def train_and_validate(spec: dict) -> dict:
     """Train and validate one model in this process (a worker of the ablation); return its metrics record.
 
     Ultralytics writes its run into ``<run>/train``; one line per finished epoch goes to ``<run>/progress.jsonl``;
-    the per-image records of the final validation go to ``<run>/records.npz``.
+    the per-image records of the final validation go to ``<run>/records.npz``. A compression variant
+    (``spec["variant"]``) trains what ``variants.prepare`` makes of it.
     """
     import resource
 
@@ -92,14 +98,20 @@ def train_and_validate(spec: dict) -> dict:
     def set_threads(trainer):  # after Ultralytics' own torch.set_num_threads (cpu_count - 1) in select_device
         torch.set_num_threads(spec["threads"])
 
+    source, changed = spec["model"], {}
+    if spec.get("variant"):  # a compression variant: a pruned source to fine-tune, or a teacher to learn from
+        from .variants import prepare
+
+        source, changed = prepare(spec)
     recorder = ValidationRecorder()
-    model = YOLO(spec["model"])
+    model = YOLO(source)
     model.add_callback("on_train_epoch_start", on_epoch_start)
     model.add_callback("on_train_epoch_end", on_epoch_end)
     model.add_callback("on_val_start", recorder.on_val_start)  # the trainer shares its callbacks with its validator
     if spec.get("threads"):
         model.add_callback("on_pretrain_routine_start", set_threads)
-    results = model.train(**spec["train"], seed=spec["seed"], project=str(folder), name="train", exist_ok=True)
+    train = {**spec["train"], **changed}
+    results = model.train(**train, seed=spec["seed"], project=str(folder), name="train", exist_ok=True)
     metrics = getattr(results, "results_dict", results) or {}
     if recorder.images:  # the final validation (on best.pt) was the last one recorded
         save_records(folder / RECORDS, recorder.arrays())

@@ -55,6 +55,8 @@ class Verdicts:
     notes: list[str] = field(default_factory=list)
     resamples: int = 0
     bootstrap_seed: int = 0
+    # compression variants: variant -> (its source, how it was made, its verdicts against that source)
+    sources: dict[str, tuple[str, str, dict[str, Verdict]]] = field(default_factory=dict)
 
 
 def _by_seed(rows: list[dict], model: str, column: str) -> dict[int, float]:
@@ -112,4 +114,23 @@ def verdicts(
                 d = paired_difference(_by_seed(rows, model, metric), _by_seed(rows, baseline, metric))
                 result[metric] = Verdict(d.mean, d.low, d.high, None, d.pairs, "seeds")
         out.against[model] = result
+    return out
+
+
+def against_sources(
+    rows: list[dict],
+    sources: dict[str, tuple[str, str]],
+    records: dict[tuple[str, int], Records],
+    resamples: int = 2000,
+    bootstrap_seed: int = 0,
+) -> dict[str, tuple[str, str, dict[str, Verdict]]]:
+    """Each compression variant against its own source (``sources[variant] = (source, how)``), by the same verdict
+    as every model against the baseline: the two models' rows and records alone, the source as the baseline."""
+    out = {}
+    for variant, (source, how) in sources.items():
+        pair = [r for r in rows if r["model"] in (source, variant)]
+        kept = {k: rec for k, rec in records.items() if k[0] in (source, variant)}
+        judged = verdicts(pair, [source, variant], kept, source, resamples, bootstrap_seed).against.get(variant)
+        if judged:
+            out[variant] = (source, how, judged)
     return out
