@@ -13,6 +13,8 @@ from ultralytics.cfg import get_cfg
 from ultralytics.nn.tasks import DetectionModel
 
 from yolo_fasternet.apps import prune as prune_command
+from yolo_fasternet.apps import zoo
+from yolo_fasternet.apps.compression import channel_pruning
 from yolo_fasternet.apps.compression.channel_pruning import prune
 from yolo_fasternet.integration.pruned_architecture import KEY, tensor_shapes
 from yolo_fasternet.integration.pruning_rules import pruning_plan
@@ -214,6 +216,53 @@ def test_speed_up_target_reduces_gflops_by_the_factor(small_checkpoint, capsys):
     assert prune_command.main(argv) == 0
     table = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines() if line.strip()}
     assert float(table["GFLOPs"][-1]) <= 1 / 1.3 + 1e-3
+
+
+def _parameter_clock(monkeypatch) -> list[tuple[int, int]]:
+    """Replace the CPU timer by a deterministic one: a model's "latency" is its parameter count. Returns the list
+    of (original, pruned) pairs timed, in order. Real speed-ups are measured by benchmarks, not by unit tests."""
+    timed = []
+
+    def time_pair(a, b, imgsz, runs):
+        assert not a.training and not b.training and not torch.is_grad_enabled()  # fused eval models, no autograd
+        pair = tuple(sum(p.numel() for p in m.parameters()) for m in (a, b))
+        timed.append(pair)
+        return pair
+
+    monkeypatch.setattr(zoo, "time_pair", time_pair)
+    return timed
+
+
+def test_latency_target_stops_at_the_first_step_measured_fast_enough(small_checkpoint, monkeypatch, capsys):
+    """``--latency-speed-up``: one timing of the original against the pruned model per step, stopping at the first
+    step whose measured ratio meets the target; the model written is the one measured there."""
+    timed = _parameter_clock(monkeypatch)
+    out = small_checkpoint.with_name("latency.pt")
+    argv = ["--weights", str(small_checkpoint), "--latency-speed-up", "1.4", "--imgsz", "64", "--runs", "1"]
+    assert prune_command.main([*argv, "--output", str(out)]) == 0
+    *steps, table = timed  # the last timing is the before/after table's
+    ratios = [before / after for before, after in steps]
+    assert len(steps) > 1 and all(r < 1.4 for r in ratios[:-1]) and ratios[-1] >= 1.4
+    assert len({before for before, _ in timed}) == 1  # always against the same original
+    assert table == steps[-1]
+    written = channel_pruning.fused_copy(YOLO(out).model)  # what was timed: the fused model
+    assert sum(p.numel() for p in written.parameters()) == table[1]
+    assert f"CPU latency {ratios[-1]:.2f}x lower (measured)" in capsys.readouterr().out
+
+
+def test_an_unreachable_latency_target_is_one_line_and_writes_nothing(small_checkpoint, monkeypatch, capsys):
+    """A latency that does not fall (the timer says so) after the largest share: exit 1, one line, no file."""
+    monkeypatch.setattr(zoo, "time_pair", lambda a, b, imgsz, runs: (5.0, 5.0))
+    monkeypatch.setattr(channel_pruning, "STEPS", 2)  # reach the largest share in two steps, not fourteen
+    out = small_checkpoint.with_name("unreachable.pt")
+    argv = ["--weights", str(small_checkpoint), "--latency-speed-up", "1.5", "--imgsz", "64", "--runs", "1"]
+    assert prune_command.main([*argv, "--output", str(out)]) == 1
+    error = capsys.readouterr().err.strip().splitlines()
+    assert error == [
+        "yolo-fasternet prune: error: --latency-speed-up 1.5: pruning 70% of every prunable group gives only 1.00x "
+        "lower CPU latency; ask for less"
+    ]
+    assert not out.exists() and not list(out.parent.glob(".unreachable*"))
 
 
 def test_an_interrupted_prune_writes_nothing(small_checkpoint, monkeypatch):
