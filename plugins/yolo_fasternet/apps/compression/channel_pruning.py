@@ -84,6 +84,30 @@ def _kept_widths(module: nn.Module, plan: PruningPlan) -> tuple:
     return out, weight.shape[1] if module in plan.kept_inputs and not grouped else None
 
 
+def _keep_untraceable(model: nn.Module, example: torch.Tensor, plan: PruningPlan) -> None:
+    """Keep the output channels of every layer whose channel group Torch-Pruning cannot trace, with a notice.
+
+    Torch-Pruning 1.6.1 fails with an ``IndexError`` on some groups (a ``split`` followed by a ``cat`` inside a
+    residual, as PartialNet-T1's PAT_sp): the layer that feeds such a group keeps its outputs, never a crash.
+    """
+    import torch_pruning as tp
+
+    graph = tp.DependencyGraph().build_dependency(model, example)
+    names = {m: name for name, m in model.model.named_modules()}
+    for module in list(graph.module2node):
+        pruner = graph.get_pruner_of_module(module)
+        if module in plan.kept_outputs or not isinstance(module, (nn.Conv2d, nn.Linear)) or pruner is None:
+            continue
+        try:
+            graph.get_pruning_group(module, pruner.prune_out_channels, list(range(pruner.get_out_channels(module))))
+        except (IndexError, ValueError, RuntimeError) as e:
+            plan.kept_outputs.add(module)
+            plan.notices.append(
+                f"layer {names.get(module, '?')} ({type(module).__name__}): output channels kept, Torch-Pruning "
+                f"cannot trace the channels it feeds ({type(e).__name__})"
+            )
+
+
 def gflops(model: nn.Module, imgsz: int) -> float:
     """GFLOPs of one ``imgsz`` image, as Ultralytics' model summary counts them."""
     from ultralytics.utils.torch_utils import get_flops
@@ -141,6 +165,7 @@ def prune(
     example = torch.zeros(1, 3, step_imgsz or 2 * stride, step_imgsz or 2 * stride)
     layers = pruned.model
     plan = pruning_plan(layers)
+    _keep_untraceable(pruned, example, plan)
     before = {m: _kept_widths(m, plan) for m in layers.modules()}
     before = {m: w for m, w in before.items() if w and any(v is not None for v in w)}
     target_ratio, steps = (ratio, 1) if ratio is not None else (MAX_RATIO, STEPS)
