@@ -2,12 +2,14 @@
 
     yolo-fasternet prune --weights best.pt --ratio 0.3            # remove 30% of every prunable channel group
     yolo-fasternet prune --weights best.pt --speed-up 1.5         # prune until GFLOPs fall 1.5x
+    yolo-fasternet prune --weights best.pt --latency-speed-up 1.3 # prune until measured CPU latency falls 1.3x
     yolo train model=best-pruned.pt data=my.yaml epochs=30        # fine-tune it with the stock CLI
 
 Channels are removed with Torch-Pruning's DepGraph and ranked by group norm (data-free: the checkpoint alone is
 enough); the head's outputs are never pruned and each module's own rule is honoured (see ``docs/compressing.md``).
 The command prints what changed per layer and the measured before/after: parameters, GFLOPs and CPU latency (median
-of batch-1 runs of both fused models, alternating in this one process). The output (default ``<name>-pruned.pt``
+of batch-1 runs of both fused models, alternating in this one process); a latency target is checked the same way
+after every pruning step. The output (default ``<name>-pruned.pt``
 next to the input) is written to a temporary file and renamed, so an interrupted prune leaves nothing half-written;
 its ``model.yaml`` records the pruned widths, so ``yolo train/val/predict/export model=<it>`` use the pruned model.
 Needs ``pip install 'yolo-fasternet[prune]'`` (torch-pruning).
@@ -35,9 +37,17 @@ def build_parser() -> argparse.ArgumentParser:
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument("--ratio", type=float, help="share of each prunable channel group to remove, in (0, 1)")
     target.add_argument("--speed-up", type=float, help="prune until the GFLOPs fall by this factor (> 1)")
+    target.add_argument(
+        "--latency-speed-up", type=float, help="prune until the measured CPU latency falls by this factor (> 1)"
+    )
     add("--output", help="pruned checkpoint to write (default: <weights name>-pruned.pt next to it)")
     add("--imgsz", type=int, default=640, help="image size of the GFLOPs and latency figures (default: %(default)s)")
-    add("--runs", type=int, default=10, help="timed forward passes per model (median reported; default %(default)s)")
+    add(
+        "--runs",
+        type=int,
+        default=10,
+        help="timed forward passes per model, for the table and each latency step (median; default %(default)s)",
+    )
     return parser
 
 
@@ -47,8 +57,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(key_value_to_options(argv, parser))
     if args.ratio is not None and not 0 < args.ratio < 1:  # also refuses nan
         parser.exit(2, f"{parser.prog}: error: --ratio must be between 0 and 1 (exclusive), got {args.ratio}\n")
-    if args.speed_up is not None and not (args.speed_up > 1 and math.isfinite(args.speed_up)):
-        parser.exit(2, f"{parser.prog}: error: --speed-up must be a factor above 1, got {args.speed_up}\n")
+    for option, value in (("--speed-up", args.speed_up), ("--latency-speed-up", args.latency_speed_up)):
+        if value is not None and not (value > 1 and math.isfinite(value)):
+            parser.exit(2, f"{parser.prog}: error: {option} must be a factor above 1, got {value}\n")
     if args.imgsz < 32:
         parser.exit(2, f"{parser.prog}: error: --imgsz must be at least 32, got {args.imgsz}\n")
     if args.runs < 1:
@@ -99,15 +110,15 @@ def pruned_checkpoint(source: dict, model, changes: dict, weights: str, target: 
 
 def measure(unpruned, pruned, imgsz: int, runs: int) -> list[str]:
     """The before/after table: parameters, GFLOPs, CPU latency of both fused models timed side by side."""
-    import copy
+    import torch
 
-    from .compression.channel_pruning import gflops
+    from .compression.channel_pruning import fused_copy, gflops
     from .zoo import time_pair
 
-    fused = [copy.deepcopy(m).float().fuse(verbose=False).eval() for m in (unpruned, pruned)]
     params = [sum(p.numel() for p in m.parameters()) for m in (unpruned, pruned)]
     flops = [gflops(m, imgsz) for m in (unpruned, pruned)]
-    latency = time_pair(*fused, imgsz, runs)
+    with torch.no_grad():
+        latency = time_pair(fused_copy(unpruned), fused_copy(pruned), imgsz, runs)
     rows = [f"  {'':<12} {'before':>10} {'after':>10} {'after/before':>13}"]
     for name, (a, b), fmt in (
         ("params", params, "{:,}"),
@@ -137,12 +148,16 @@ def main(argv: list[str] | None = None) -> int:
     task = model_task(yolo.model)
     if task != "detect" or not hasattr(yolo.model, "yaml"):
         raise CommandError(f"--weights {args.weights}: a {task} model; prune handles detection checkpoints")
-    target = f"ratio {args.ratio}" if args.ratio is not None else f"speed-up {args.speed_up}"
+    latency = args.latency_speed_up is not None
+    speed_up = args.latency_speed_up if latency else args.speed_up
+    target = f"ratio {args.ratio}" if args.ratio is not None else f"{'latency ' * latency}speed-up {speed_up}"
     print(f"Pruning {args.weights} ({target}; group-norm importance, head outputs kept)", flush=True)
     try:
-        result = prune(yolo.model, args.imgsz, ratio=args.ratio, speed_up=args.speed_up)
+        result = prune(yolo.model, args.imgsz, args.ratio, speed_up, latency=latency, runs=args.runs)
     except PruningError as e:
         raise CommandError(str(e)) from e
+    if latency:
+        print(f"Target met at per-group ratio {result.ratio:.3f}: CPU latency {result.speed_up:.2f}x lower (measured)")
     for line in result.notices:
         print(f"  notice: {line}")
     changes = layer_changes(yolo.model, result.model)

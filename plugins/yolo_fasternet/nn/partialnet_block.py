@@ -118,9 +118,19 @@ class PartialNetBlock(nn.Module):
         torch.Size([1, 64, 8, 8])
     """
 
-    # Pruning rule (integration.pruning_rules): left unpruned.
-    # PartialNet's partial split sizes and attention heads are integers a tracer cannot follow.
-    yolo_pruning = False
+    # Pruning rule (integration.pruning_rules): as the FasterNet block's. The residual width stays (the projection's
+    # outputs; PATConv keeps all its channels, see its rule) and so does PAT_sp (its split sizes are integers), while
+    # the MLP's hidden width (the expanding conv's outputs and BN, the projection's inputs) is pruned.
+    def yolo_pruning_kept_outputs(self) -> tuple[nn.Module, ...]:
+        """The projection keeps its outputs (the residual width), PAT_sp all of its channels."""
+        return (self.project, *self._tail())
+
+    def yolo_pruning_kept_inputs(self) -> tuple[nn.Module, ...]:
+        """PAT_sp keeps its input channels (they are the residual width already)."""
+        return self._tail()
+
+    def _tail(self) -> tuple[nn.Module, ...]:
+        return (self.spatial_tail,) if self.spatial_tail is not None else ()
 
     def __init__(
         self,

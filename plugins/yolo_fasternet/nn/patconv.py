@@ -104,9 +104,16 @@ class PATConv(nn.Module):
         torch.Size([1, 64, 8, 8])
     """
 
-    # Pruning rule (integration.pruning_rules): left unpruned.
-    # PATConv's split sizes and attention heads are integers a tracer cannot follow.
-    yolo_pruning = False
+    # Pruning rule (integration.pruning_rules): every channel stays (its inputs, its outputs, the attention inside):
+    # its split sizes and attention heads are integers a tracer cannot follow. Declared as kept layers rather than
+    # yolo_pruning = False, so a PartialNet block that prunes its MLP around it gives no "left unpruned" notice.
+    def yolo_pruning_kept_inputs(self) -> tuple[nn.Module, ...]:
+        """Every layer inside keeps its input channels."""
+        return tuple(self.children())
+
+    def yolo_pruning_kept_outputs(self) -> tuple[nn.Module, ...]:
+        """Every layer inside keeps its output channels."""
+        return tuple(self.children())
 
     def __init__(self, c1: int, c2: int | None = None, attn: str = "channel", n_div: int = 4, num_heads: int = 4):
         super().__init__()

@@ -49,9 +49,14 @@ class SPConv(nn.Module):
         torch.Size([1, 64, 8, 8])
     """
 
-    # Pruning rule (integration.pruning_rules): left unpruned.
-    # SPConv's split at int(c * ratio) is an integer a tracer cannot follow.
-    yolo_pruning = False
+    # Pruning rule (integration.pruning_rules): the output channels are pruned (both branches, their norms, the
+    # per-channel mixing and the final norm lose the same channels; DepGraph removes them evenly from the 2-group
+    # conv's two groups); the input channels stay, so the split sizes c3 and c1x1 stay as built. Not the inputs:
+    # the 2-group conv needs its inputs removed evenly from both groups, and Torch-Pruning 1.6.1 applies that
+    # grouping across the split in front of it, cutting into the representative part.
+    def yolo_pruning_kept_inputs(self) -> tuple[nn.Module, ...]:
+        """Every convolution keeps its input channels: the split at ``c3`` stays where it was built."""
+        return (self.gwc, self.pwc, self.conv_1x1)
 
     def __init__(self, c1: int, c2: int, s: int = 1, ratio: float = 0.5, act: bool | nn.Module = True):
         super().__init__()

@@ -6,8 +6,10 @@ data-free, so it works on a checkpoint alone; Taylor importance needs gradients,
 only rescales magnitudes across layers, which matters for global pruning, not for the per-group ratio used here.
 
 Each prunable group loses the same share of its channels (``ratio``), or the share grows in steps until the model's
-GFLOPs fall by the wanted factor (``speed_up``). What must not be pruned comes from ``pruning_rules``: the head's
-final convolutions and DFL never, C2f's chunked layer, PConv's convolved channels, modules that say so. Channels a
+GFLOPs fall by the wanted factor (``speed_up``), or, with ``latency=True``, until its measured CPU latency does
+(the median of batch-1 forward passes of the fused original and the fused pruned copy, alternating, at every step).
+What must not be pruned comes from ``pruning_rules``: the head's final convolutions and DFL never, C2f's chunked
+layer, PConv's convolved channels, modules that say so. Channels a
 rule keeps get infinite importance, so a group keeps them while it loses others; afterwards every kept layer is
 checked, and a ratio that would have cut into one is an error, not a corrupted model.
 """
@@ -15,6 +17,7 @@ checked, and a ratio that would have cut into one is an error, not a corrupted m
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -34,12 +37,14 @@ class PruningError(RuntimeError):
 
 @dataclass
 class PrunedModel:
-    """The pruned copy, what changed (the ``pruned`` YAML entry), the ratio used, and the notices to print."""
+    """The pruned copy, what changed (the ``pruned`` YAML entry), the ratio used, the notices to print, and for a
+    speed-up target the factor measured when it was met."""
 
     model: nn.Module
     changes: dict
     ratio: float
     notices: list[str]
+    speed_up: float | None = None
 
 
 def _importance(plan: PruningPlan):
@@ -79,6 +84,30 @@ def _kept_widths(module: nn.Module, plan: PruningPlan) -> tuple:
     return out, weight.shape[1] if module in plan.kept_inputs and not grouped else None
 
 
+def _keep_untraceable(model: nn.Module, example: torch.Tensor, plan: PruningPlan) -> None:
+    """Keep the output channels of every layer whose channel group Torch-Pruning cannot trace, with a notice.
+
+    Torch-Pruning 1.6.1 fails with an ``IndexError`` on some groups (a ``split`` followed by a ``cat`` inside a
+    residual, as PartialNet-T1's PAT_sp): the layer that feeds such a group keeps its outputs, never a crash.
+    """
+    import torch_pruning as tp
+
+    graph = tp.DependencyGraph().build_dependency(model, example)
+    names = {m: name for name, m in model.model.named_modules()}
+    for module in list(graph.module2node):
+        pruner = graph.get_pruner_of_module(module)
+        if module in plan.kept_outputs or not isinstance(module, (nn.Conv2d, nn.Linear)) or pruner is None:
+            continue
+        try:
+            graph.get_pruning_group(module, pruner.prune_out_channels, list(range(pruner.get_out_channels(module))))
+        except (IndexError, ValueError, RuntimeError) as e:
+            plan.kept_outputs.add(module)
+            plan.notices.append(
+                f"layer {names.get(module, '?')} ({type(module).__name__}): output channels kept, Torch-Pruning "
+                f"cannot trace the channels it feeds ({type(e).__name__})"
+            )
+
+
 def gflops(model: nn.Module, imgsz: int) -> float:
     """GFLOPs of one ``imgsz`` image, as Ultralytics' model summary counts them."""
     from ultralytics.utils.torch_utils import get_flops
@@ -86,13 +115,46 @@ def gflops(model: nn.Module, imgsz: int) -> float:
     return get_flops(model, imgsz)
 
 
+def fused_copy(model: nn.Module) -> nn.Module:
+    """A float, fused (inference form), eval-mode copy of ``model`` without gradients: what latency is timed on."""
+    return copy.deepcopy(model).float().requires_grad_(False).fuse(verbose=False).eval()
+
+
+def gflops_speed_up(model: nn.Module, imgsz: int) -> Callable[[nn.Module], float]:
+    """How many times fewer GFLOPs (at ``imgsz``) a pruned copy of ``model`` has."""
+    base = gflops(model, imgsz)
+    return lambda pruned: base / max(gflops(pruned, imgsz), 1e-9)
+
+
+def latency_speed_up(model: nn.Module, imgsz: int, runs: int) -> Callable[[nn.Module], float]:
+    """How many times lower the measured CPU latency of a pruned copy of ``model`` is: the median of ``runs``
+    batch-1 forward passes at ``imgsz`` of both fused models, alternating in this process (``zoo.time_pair``)."""
+    from ..zoo import time_pair
+
+    original = fused_copy(model)
+
+    def measured(pruned: nn.Module) -> float:
+        with torch.no_grad():
+            before, after = time_pair(original, fused_copy(pruned), imgsz, runs)
+        return before / max(after, 1e-9)
+
+    return measured
+
+
 def prune(
-    model: nn.Module, imgsz: int, ratio: float | None = None, speed_up: float | None = None, step_imgsz: int = 0
+    model: nn.Module,
+    imgsz: int,
+    ratio: float | None = None,
+    speed_up: float | None = None,
+    latency: bool = False,
+    runs: int = 10,
+    step_imgsz: int = 0,
 ) -> PrunedModel:
     """A pruned copy of the Ultralytics ``model`` (``DetectionModel``): ``ratio`` per group, or to ``speed_up``.
 
-    ``imgsz`` is the image size of the GFLOPs that ``speed_up`` divides; tracing uses ``step_imgsz`` (default: the
-    model's largest stride times two, enough to trace every layer).
+    ``speed_up`` divides the GFLOPs at ``imgsz``, or with ``latency`` the CPU latency at ``imgsz`` measured at every
+    step (``runs`` timed passes per model). Tracing uses ``step_imgsz`` (default: the model's largest stride times
+    two, enough to trace every layer).
     """
     import torch_pruning as tp
 
@@ -103,6 +165,7 @@ def prune(
     example = torch.zeros(1, 3, step_imgsz or 2 * stride, step_imgsz or 2 * stride)
     layers = pruned.model
     plan = pruning_plan(layers)
+    _keep_untraceable(pruned, example, plan)
     before = {m: _kept_widths(m, plan) for m in layers.modules()}
     before = {m: w for m, w in before.items() if w and any(v is not None for v in w)}
     target_ratio, steps = (ratio, 1) if ratio is not None else (MAX_RATIO, STEPS)
@@ -116,25 +179,27 @@ def prune(
         global_pruning=False,
         round_to=ROUND_TO,
     )
-    base = gflops(model, imgsz) if speed_up is not None else 0.0
-    reached = 0.0
+    measured = None
+    if speed_up is not None:
+        measured = latency_speed_up(model, imgsz, runs) if latency else gflops_speed_up(model, imgsz)
+    reached, factor = 0.0, None
     for step in range(1, steps + 1):
         pruner.step()
         sync_after_pruning(layers, lambda: pruned(example))
         _check_kept(before, layers, plan)
         reached = target_ratio * step / steps
-        if speed_up is not None and base / max(gflops(pruned, imgsz), 1e-9) >= speed_up:
+        if measured is not None and (factor := measured(pruned)) >= speed_up:
             break
     else:
-        if speed_up is not None:
-            now = base / max(gflops(pruned, imgsz), 1e-9)
+        if measured is not None:
+            option, what = ("--latency-speed-up", "lower CPU latency") if latency else ("--speed-up", "fewer GFLOPs")
             raise PruningError(
-                f"--speed-up {speed_up}: pruning {MAX_RATIO:.0%} of every prunable group gives only {now:.2f}x fewer "
-                "GFLOPs; ask for less"
+                f"{option} {speed_up}: pruning {MAX_RATIO:.0%} of every prunable group gives only {factor:.2f}x "
+                f"{what}; ask for less"
             )
     for p in pruned.parameters():
         p.requires_grad_(False)
-    return PrunedModel(pruned, describe_changes(model.model, layers), reached, plan.notices)
+    return PrunedModel(pruned, describe_changes(model.model, layers), reached, plan.notices, factor)
 
 
 def layer_changes(unpruned: nn.Module, pruned: nn.Module) -> list[str]:
