@@ -63,3 +63,29 @@ def test_a_single_seed_gives_no_interval_and_is_not_separable():
 
 def test_no_common_seed_gives_no_difference():
     assert paired_difference({0: 0.5}, {1: 0.4}) is None
+
+
+@pytest.mark.parametrize("confidence", [0.0, 1.0, 1.5, -0.1])
+def test_a_confidence_outside_zero_to_one_is_refused_naming_it(confidence):
+    with pytest.raises(ValueError, match=rf"^confidence must be in \(0, 1\), got {confidence!r}$"):
+        t_quantile(confidence, 3)
+
+
+@pytest.mark.parametrize("df", [0, 1.5, -2])
+def test_degrees_of_freedom_that_are_not_a_positive_integer_are_refused_naming_them(df):
+    with pytest.raises(ValueError, match=rf"^degrees of freedom must be an integer >= 1, got {df!r}$"):
+        t_central_probability(1.0, df)
+
+
+def test_t_quantile_below_one_at_low_confidence():
+    # the median of |T| for df 10 (tables: t_0.75 = 0.699812), below the bisection's first upper bound of 1
+    assert t_quantile(0.5, 10) == pytest.approx(0.699812061, abs=1e-8)
+
+
+def test_the_difference_keeps_its_mean_and_confidence_with_one_pair_and_with_several():
+    single = paired_difference({0: 0.9}, {0: 0.1}, confidence=0.9)
+    assert single.mean == pytest.approx(0.8, abs=1e-15) and single.confidence == 0.9
+    several = paired_difference({0: 0.40, 1: 0.50, 2: 0.45}, {0: 0.30, 1: 0.35, 2: 0.40}, confidence=0.9)
+    half = 2.919985580 * 0.05 / math.sqrt(3)  # t_0.95 for df 2 (a two-sided 90% interval)
+    assert (several.low, several.high) == pytest.approx((0.10 - half, 0.10 + half), abs=1e-9)
+    assert several.confidence == 0.9
