@@ -79,7 +79,8 @@ PRESETS["partial"] = replace(
 # and fine-tune it; train yolov8n-fasternet alone and with that yolov8s-fasternet run as its teacher. 2 seeds x
 # (2 models x 50 epochs + a 20-epoch fine-tune + a 50-epoch distillation). Ratio 0.6: `yolo-fasternet prune` of an
 # untrained yolov8s-fasternet (6 classes) at 128 px measured 0.67x the CPU latency (0.47x GFLOPs, 0.50x params; one
-# run on a loaded 2-core machine), near a 0.6x latency target. Not run yet: no timing and no result.
+# run on a loaded 2-core machine), near a 0.6x latency target. Run 2026-12-08: 53 min on a quiet 2-core CPU
+# (docs/ablation-compress/).
 PRESETS["compress"] = replace(
     PRESETS["quick"],
     summary="yolov8s-fasternet pruned (ratio 0.6) and fine-tuned 20 epochs; yolov8n-fasternet with and without a "
